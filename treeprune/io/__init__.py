@@ -1,0 +1,131 @@
+"""Readers and writers. ``load`` detects the format from content; ``save`` writes atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..ensemble import Ensemble
+from ..errors import ConversionError, ModelFormatError, UnsupportedModelError
+from ._files import read_bytes
+
+
+def _sniff(data: bytes) -> str:
+    """Tell the format from the first bytes: ``xgboost-json``, ``xgboost-ubj``, ``lightgbm``."""
+    head = data[:4096].lstrip()
+    if head.startswith(b"{"):
+        # UBJSON objects start with '{' too, followed by a type marker and a length ('L', 'i'..)
+        if len(head) > 1 and head[1:2] in (b"L", b"i", b"U", b"l", b"I", b"$", b"#"):
+            return "xgboost-ubj"
+        return "xgboost-json"
+    if head.startswith(b"tree\n") or head.startswith(b"tree\r\n") or b"\nversion=v" in head[:200]:
+        return "lightgbm"
+    if head.startswith(b"binf") or head[:4] == b"\x00\x00\x00\x00":
+        raise UnsupportedModelError(
+            "this looks like XGBoost's legacy binary format (pre-1.0 'deprecated' format); "
+            "load it in XGBoost and save it as JSON (booster.save_model('model.json'))"
+        )
+    raise ModelFormatError(
+        "not a model file: expected XGBoost JSON/UBJ or a LightGBM text model "
+        f"(starts with {data[:20]!r})"
+    )
+
+
+def load(source: Any) -> Ensemble:
+    """Read a model into an :class:`~treeprune.Ensemble`.
+
+    Parameters
+    ----------
+    source : str, path, bytes, xgboost.Booster, XGBModel, lightgbm.Booster or LGBMModel
+        A model file (XGBoost JSON or UBJ, LightGBM text; told apart by content, not suffix), its
+        bytes, or a native model object (which is never modified).
+
+    Returns
+    -------
+    Ensemble
+
+    Raises
+    ------
+    ModelFormatError
+        The source is missing, empty, not a model, truncated or inconsistent.
+    UnsupportedModelError
+        A valid model that uses something treeprune cannot represent exactly.
+    """
+    if isinstance(source, Ensemble):
+        return source
+    module = type(source).__module__ or ""
+    if module.startswith("xgboost"):
+        from .xgboost import read_xgboost_object
+
+        return read_xgboost_object(source)
+    if module.startswith("lightgbm"):
+        from .lightgbm import read_lightgbm_object
+
+        return read_lightgbm_object(source)
+    path = None
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+        if not data.strip():
+            raise ModelFormatError("model bytes are empty")
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        data = read_bytes(path)
+    else:
+        raise ModelFormatError(
+            f"cannot load a model from {type(source).__name__}; pass a file path, bytes, "
+            "an xgboost Booster/XGBModel or a lightgbm Booster/LGBMModel"
+        )
+    kind = _sniff(data)
+    if kind == "lightgbm":
+        from .lightgbm import read_lightgbm_text
+
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ModelFormatError(f"LightGBM model is not valid UTF-8 text: {exc}") from exc
+        ens = read_lightgbm_text(text)
+    else:
+        from .xgboost import read_xgboost_bytes
+
+        ens = read_xgboost_bytes(data, ubj=(kind == "xgboost-ubj"))
+    if path is not None:
+        meta = dict(ens.source_meta)
+        meta["source_path"] = str(path.resolve())
+        ens = ens.replace(source_meta=meta)
+    return ens
+
+
+def _format_for(path: Path, format: str | None, ens: Ensemble) -> str:
+    if format is not None:
+        fmt = format.lower()
+    else:
+        suffix = path.suffix.lower()
+        fmt = {".json": "json", ".ubj": "ubj", ".txt": "lightgbm", ".model": ens.source}.get(
+            suffix, "json" if ens.source == "xgboost" else "lightgbm"
+        )
+    aliases = {"xgboost": "json", "lgb": "lightgbm", "lightgbm": "lightgbm", "json": "json",
+               "ubj": "ubj", "txt": "lightgbm"}
+    if fmt not in aliases:
+        raise ConversionError(f"unknown output format {format!r}; use 'json', 'ubj' or 'lightgbm'")
+    return aliases[fmt]
+
+
+def save(ens: Ensemble, path: Any, format: str | None = None, overwrite: bool = True) -> None:
+    """Write ``ens`` to ``path`` atomically; never over the file it was read from."""
+    from ._files import atomic_write_bytes
+
+    target = Path(path)
+    fmt = _format_for(target, format, ens)
+    if fmt == "lightgbm":
+        from .lightgbm import to_text
+
+        data = to_text(ens).encode("utf-8")
+    else:
+        from .xgboost import to_bytes
+
+        data = to_bytes(ens, ubj=(fmt == "ubj"))
+    atomic_write_bytes(target, data, overwrite=overwrite, protect=ens.source_meta.get("source_path"))
+
+
+__all__ = ["load", "save"]

@@ -1,0 +1,1 @@
+"""Numba kernels: the only place in treeprune with ``@njit``/``@cuda.jit`` code."""

@@ -1,0 +1,73 @@
+"""Prediction: data -> packed kernels -> margins, predictions, leaf ids or per-tree outputs."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any
+
+import numba
+import numpy as np
+
+from .data import to_matrix
+from .ensemble import Ensemble
+from .errors import DataError
+from .kernels.traverse import BLOCK_ROWS, leaves_parallel, margins_parallel, margins_serial
+from .packed import Packed, pack
+
+OUTPUTS = ("prediction", "margin", "leaf", "per_tree")
+
+
+@contextmanager
+def _threads(n_threads: int | None):
+    if n_threads is None:
+        yield
+        return
+    if int(n_threads) < 1:
+        raise DataError(f"n_threads must be >= 1, got {n_threads}")
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(int(n_threads), numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def margins_packed(p: Packed, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
+    """Margins (n_rows, n_groups) in the source's accumulation precision."""
+    out = np.empty((X.shape[0], len(p.base_margin)), dtype=p.dtype)
+    out[:] = p.base_margin
+    args = (X, p.tree_root, p.tree_group, p.feature, p.threshold, p.left, p.flags, p.cat,
+            p.cat_bounds, p.cat_words, p.leaf_value, p.rule, out)
+    if X.shape[0] <= BLOCK_ROWS or n_threads == 1:
+        margins_serial(*args)
+    else:
+        with _threads(n_threads):
+            margins_parallel(*args)
+    return out
+
+
+def leaves_packed(p: Packed, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
+    """Packed leaf positions (n_rows, n_trees)."""
+    out = np.empty((X.shape[0], len(p.tree_root)), dtype=np.int32)
+    with _threads(n_threads):
+        leaves_parallel(X, p.tree_root, p.feature, p.threshold, p.left, p.flags, p.cat,
+                        p.cat_bounds, p.cat_words, p.rule, out)
+    return out
+
+
+def predict_ensemble(ens: Ensemble, X: Any, output: str = "prediction",
+                     n_threads: int | None = None) -> np.ndarray:
+    """See :meth:`Ensemble.predict`."""
+    if output not in OUTPUTS:
+        raise DataError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
+    p = pack(ens)
+    Xm = to_matrix(ens, X, p.dtype)
+    if output in ("margin", "prediction"):
+        margin = margins_packed(p, Xm, n_threads).astype(np.float64)
+        if margin.shape[1] == 1:
+            margin = margin[:, 0]
+        return margin if output == "margin" else ens.objective.transform(margin)
+    leaves = leaves_packed(p, Xm, n_threads)
+    if output == "leaf":
+        return p.native_id[leaves]
+    return p.leaf_value[leaves].astype(np.float64)

@@ -1,0 +1,172 @@
+"""Per-tree views of an Ensemble and the one place that assembles trees into an Ensemble.
+
+Readers and passes work tree by tree on :class:`Tree` (local node arrays plus its categorical
+bitsets) and hand the list to :func:`assemble`, which compacts node ids, assigns native ids in the
+source library's numbering and packs the flat arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .ensemble import NODE_FIELDS, Ensemble
+
+
+@dataclass
+class Tree:
+    """One tree: local node arrays (root = 0) and the bitsets its categorical splits use.
+
+    ``cat_index`` indexes ``cat_sets`` (local to the tree), -1 for numerical splits and leaves.
+    """
+
+    nodes: dict[str, np.ndarray]
+    cat_sets: list[np.ndarray] = field(default_factory=list)
+    group: int = 0
+    weight: float = 1.0
+
+    @property
+    def n_nodes(self) -> int:
+        return int(len(self.nodes["left"]))
+
+    @staticmethod
+    def leaf(value: float, cover: float = np.nan, count: float = np.nan, group: int = 0,
+             weight: float = 1.0) -> Tree:
+        """A single-leaf tree outputting ``value``."""
+        nodes = empty_nodes(1)
+        nodes["value"][0] = value
+        nodes["cover"][0] = cover
+        nodes["count"][0] = count
+        return Tree(nodes, [], group, weight)
+
+
+def empty_nodes(n: int) -> dict[str, np.ndarray]:
+    """Node arrays for ``n`` leaves with neutral defaults."""
+    nodes = {name: np.zeros(n, dtype=dtype) for name, dtype in NODE_FIELDS.items()}
+    for name in ("feature", "left", "right", "cat_index"):
+        nodes[name][:] = -1
+    for name in ("value", "gain", "cover", "count"):
+        nodes[name][:] = np.nan
+    nodes["missing_type"][:] = 2
+    return nodes
+
+
+def get_tree(ens: Ensemble, t: int) -> Tree:
+    """Copy tree ``t`` out of the ensemble as a :class:`Tree` (arrays are writable copies)."""
+    sl = ens.tree_slice(t)
+    nodes = {name: np.array(getattr(ens, name)[sl]) for name in NODE_FIELDS}
+    cat_sets = []
+    cat_local = nodes["cat_index"]
+    for i in np.flatnonzero(cat_local >= 0):
+        k = int(cat_local[i])
+        cat_sets.append(np.array(ens.cat_words[ens.cat_bounds[k]:ens.cat_bounds[k + 1]]))
+        cat_local[i] = len(cat_sets) - 1
+    return Tree(nodes, cat_sets, int(ens.tree_group[t]), float(ens.tree_weight[t]))
+
+
+def get_trees(ens: Ensemble) -> list[Tree]:
+    return [get_tree(ens, t) for t in range(ens.n_trees)]
+
+
+def bfs_order(tree: Tree) -> np.ndarray:
+    """Local ids of the nodes reachable from the root, breadth first (left before right)."""
+    left, right = tree.nodes["left"], tree.nodes["right"]
+    order = [0]
+    seen = np.zeros(tree.n_nodes, dtype=bool)
+    seen[0] = True
+    i = 0
+    while i < len(order):
+        nid = order[i]
+        if left[nid] >= 0:
+            for c in (int(left[nid]), int(right[nid])):
+                if seen[c]:
+                    raise ValueError("tree is not a tree: a node is reached twice")
+                seen[c] = True
+                order.append(c)
+        i += 1
+    return np.asarray(order, dtype=np.int64)
+
+
+def compact(tree: Tree, source: str) -> Tree:
+    """Drop unreachable nodes, renumber breadth first and assign native ids for ``source``.
+
+    XGBoost: native id = local id. LightGBM: internal nodes and leaves are numbered separately,
+    each breadth first, as LightGBM's ``split_feature``/``leaf_value`` arrays are.
+    """
+    order = bfs_order(tree)
+    new_id = np.full(tree.n_nodes, -1, dtype=np.int32)
+    new_id[order] = np.arange(len(order), dtype=np.int32)
+    nodes = {name: arr[order].copy() for name, arr in tree.nodes.items()}
+    is_leaf = nodes["left"] < 0
+    for name in ("left", "right"):
+        child = nodes[name]
+        child[~is_leaf] = new_id[child[~is_leaf]]
+        child[is_leaf] = -1
+    # categorical bitsets: keep only those still used, in node order
+    cat_sets = []
+    for i in np.flatnonzero(nodes["cat_index"] >= 0):
+        if is_leaf[i]:
+            nodes["cat_index"][i] = -1
+            continue
+        cat_sets.append(tree.cat_sets[int(nodes["cat_index"][i])])
+        nodes["cat_index"][i] = len(cat_sets) - 1
+    native = np.empty(len(order), dtype=np.int32)
+    if source == "lightgbm":
+        native[~is_leaf] = np.arange(np.count_nonzero(~is_leaf), dtype=np.int32)
+        native[is_leaf] = np.arange(np.count_nonzero(is_leaf), dtype=np.int32)
+    else:
+        native[:] = np.arange(len(order), dtype=np.int32)
+    nodes["native_id"] = native
+    nodes["feature"][is_leaf] = -1
+    return Tree(nodes, cat_sets, tree.group, tree.weight)
+
+
+def assemble(template: Ensemble | None, trees: list[Tree], renumber: bool = True,
+             **meta: Any) -> Ensemble:
+    """Pack ``trees`` into an Ensemble, copying metadata from ``template`` unless given in ``meta``.
+
+    With ``renumber`` (the default), every tree is compacted and renumbered in the source's native
+    numbering; readers pass ``renumber=False`` to keep the numbering of the file.
+    """
+    source = meta.get("source", template.source if template is not None else "xgboost")
+    if renumber:
+        trees = [compact(t, source) for t in trees]
+    sizes = np.array([t.n_nodes for t in trees], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    arrays = {}
+    for name, dtype in NODE_FIELDS.items():
+        parts = [t.nodes[name] for t in trees]
+        arrays[name] = (np.concatenate(parts).astype(dtype, copy=False) if parts
+                        else np.zeros(0, dtype=dtype))
+    # categorical pool
+    bounds = [0]
+    words: list[np.ndarray] = []
+    cat_index = arrays["cat_index"].copy()
+    pos = 0
+    for t, tree in zip(range(len(trees)), trees, strict=True):
+        base = int(offsets[t])
+        local = tree.nodes["cat_index"]
+        first = len(bounds) - 1
+        for ws in tree.cat_sets:
+            words.append(np.asarray(ws, dtype=np.uint32))
+            pos += len(ws)
+            bounds.append(pos)
+        sel = local >= 0
+        cat_index[base + np.flatnonzero(sel)] = first + local[sel]
+    arrays["cat_index"] = cat_index.astype(np.int32)
+    fields: dict[str, Any] = dict(arrays)
+    fields["cat_bounds"] = np.asarray(bounds, dtype=np.int64)
+    fields["cat_words"] = (np.concatenate(words).astype(np.uint32) if words
+                           else np.zeros(0, dtype=np.uint32))
+    fields["tree_offsets"] = offsets
+    fields["tree_group"] = np.array([t.group for t in trees], dtype=np.int32)
+    fields["tree_weight"] = np.array([t.weight for t in trees], dtype=np.float64)
+    if template is not None:
+        for name in ("objective", "base_margin", "folded_intercept", "n_features",
+                     "feature_names", "feature_types", "categories", "monotone_constraints",
+                     "source", "source_meta"):
+            fields.setdefault(name, getattr(template, name))
+    fields.update(meta)
+    return Ensemble(**fields)
