@@ -30,14 +30,11 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .objectives import Objective
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
 
 MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
 
@@ -96,6 +93,7 @@ class Ensemble:
     monotone_constraints: tuple[int, ...]
     source: str
     source_meta: dict[str, Any] = field(default_factory=dict)
+    history: tuple[Any, ...] = ()  # PassRecord of every pass that made this ensemble, in order
 
     def __post_init__(self) -> None:
         for name in (*NODE_FIELDS, "cat_bounds", "cat_words", "tree_offsets", "tree_group",

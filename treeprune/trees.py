@@ -166,7 +166,7 @@ def assemble(template: Ensemble | None, trees: list[Tree], renumber: bool = True
     if template is not None:
         for name in ("objective", "base_margin", "folded_intercept", "n_features",
                      "feature_names", "feature_types", "categories", "monotone_constraints",
-                     "source", "source_meta"):
+                     "source", "source_meta", "history"):
             fields.setdefault(name, getattr(template, name))
     fields.update(meta)
     return Ensemble(**fields)

@@ -1,0 +1,309 @@
+"""Leaf statistics and Newton refits on the CPU.
+
+Losses are passed as integer codes (``treeprune.objectives.LOSS_CODES``) because Numba cannot
+dispatch on strings. Gradients and hessians are those of the *mean* loss per row; sums over rows
+are weighted by ``sample_weight``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+_MIN_HESS = 1e-16
+
+
+@njit(inline="always", cache=True)
+def _sigmoid(m):
+    if m >= 0:
+        return 1.0 / (1.0 + math.exp(-m))
+    e = math.exp(m)
+    return e / (1.0 + e)
+
+
+@njit(cache=True)
+def grad_hess_row(loss, y, m, p1):
+    """Gradient and hessian of one row's loss at margin ``m`` (not for softmax)."""
+    if loss == 0:  # squared
+        return m - y, 1.0
+    if loss == 1:  # logloss
+        p = _sigmoid(m)
+        return p - y, max(p * (1.0 - p), _MIN_HESS)
+    if loss == 2:  # poisson
+        e = math.exp(m)
+        return e - y, max(e, _MIN_HESS)
+    if loss == 3:  # gamma
+        e = y * math.exp(-m)
+        return 1.0 - e, max(e, _MIN_HESS)
+    if loss == 4:  # tweedie, p1 = variance power
+        a = math.exp((1.0 - p1) * m)
+        b = math.exp((2.0 - p1) * m)
+        return -y * a + b, max(-y * (1.0 - p1) * a + (2.0 - p1) * b, _MIN_HESS)
+    if loss == 5:  # absolute: a unit hessian turns Newton into a (damped) gradient step
+        r = m - y
+        return (1.0 if r > 0 else (-1.0 if r < 0 else 0.0)), 1.0
+    # 6: pseudo-Huber with slope p1
+    r = m - y
+    s = 1.0 + (r / p1) * (r / p1)
+    q = math.sqrt(s)
+    return r / q, 1.0 / (s * q)
+
+
+@njit(parallel=True, cache=True)
+def grad_hess(loss, y, margin, p1, g, h):
+    """Fill ``g``/``h`` (n_rows, n_groups) at ``margin`` (n_rows, n_groups)."""
+    n, k = margin.shape
+    for r in prange(n):
+        if loss == 7:  # softmax
+            mx = margin[r, 0]
+            for c in range(1, k):
+                mx = max(mx, margin[r, c])
+            s = 0.0
+            for c in range(k):
+                s += math.exp(margin[r, c] - mx)
+            for c in range(k):
+                p = math.exp(margin[r, c] - mx) / s
+                g[r, c] = p - (1.0 if int(y[r]) == c else 0.0)
+                h[r, c] = max(p * (1.0 - p), _MIN_HESS)
+        else:
+            gr, hr = grad_hess_row(loss, y[r], margin[r, 0], p1)
+            g[r, 0] = gr
+            h[r, 0] = hr
+
+
+@njit(cache=True)
+def leaf_sums(leaf_slot, tree_group, g, h, w, n_slots):
+    """Weighted gradient and hessian sums per leaf slot.
+
+    ``leaf_slot`` (n_rows, n_trees) gives, per row and tree, the slot (a compact leaf number
+    across the ensemble) of the leaf the row reaches.
+    """
+    G = np.zeros(n_slots)
+    H = np.zeros(n_slots)
+    n, k = leaf_slot.shape
+    for r in range(n):
+        for t in range(k):
+            s = leaf_slot[r, t]
+            c = tree_group[t]
+            G[s] += w[r] * g[r, c]
+            H[s] += w[r] * h[r, c]
+    return G, H
+
+
+@njit(cache=True)
+def _row_update_softmax(margin, r, k, y):
+    mx = margin[r, 0]
+    for c in range(1, k):
+        mx = max(mx, margin[r, c])
+    s = 0.0
+    for c in range(k):
+        s += math.exp(margin[r, c] - mx)
+    return mx, s
+
+
+@njit(cache=True)
+def refit_cyclic(leaf_slot, tree_group, slot_tree_start, values, prior, base, update_base, y, w,
+                 loss, p1, l2, n_rounds, step, max_step, margin):
+    """Block-coordinate Newton on leaf values, one tree (block) at a time.
+
+    Within a tree the leaves partition the rows, so each tree's Newton step is exact for its
+    block; cycling over trees (and the intercept) descends the joint L2-regularised loss
+    ``sum_r w_r loss(y_r, margin_r) + l2/2 * sum_leaves (value - prior)^2``: the penalty pulls
+    each leaf towards ``prior`` (its value before the refit), so that leaves few rows reach move
+    little. ``values`` (slots) and
+    ``margin`` (n_rows, n_groups, consistent with values and base) are updated in place.
+    """
+    n, k_trees = leaf_slot.shape
+    n_groups = margin.shape[1]
+    n_slots = values.shape[0]
+    G = np.zeros(n_slots)
+    H = np.zeros(n_slots)
+    for _ in range(n_rounds):
+        if update_base:
+            for c in range(n_groups):
+                gs = 0.0
+                hs = 0.0
+                for r in range(n):
+                    if loss == 7:
+                        mx, s = _row_update_softmax(margin, r, n_groups, y)
+                        p = math.exp(margin[r, c] - mx) / s
+                        gs += w[r] * (p - (1.0 if int(y[r]) == c else 0.0))
+                        hs += w[r] * max(p * (1.0 - p), _MIN_HESS)
+                    else:
+                        gr, hr = grad_hess_row(loss, y[r], margin[r, 0], p1)
+                        gs += w[r] * gr
+                        hs += w[r] * hr
+                d = -step * gs / max(hs, _MIN_HESS)
+                d = min(max(d, -max_step), max_step)
+                base[c] += d
+                for r in range(n):
+                    margin[r, c] += d
+        for t in range(k_trees):
+            c = tree_group[t]
+            s0 = slot_tree_start[t]
+            s1 = slot_tree_start[t + 1]
+            for s in range(s0, s1):
+                G[s] = 0.0
+                H[s] = 0.0
+            for r in range(n):
+                if loss == 7:
+                    mx, ssum = _row_update_softmax(margin, r, n_groups, y)
+                    p = math.exp(margin[r, c] - mx) / ssum
+                    gr = p - (1.0 if int(y[r]) == c else 0.0)
+                    hr = max(p * (1.0 - p), _MIN_HESS)
+                else:
+                    gr, hr = grad_hess_row(loss, y[r], margin[r, 0], p1)
+                s = leaf_slot[r, t]
+                G[s] += w[r] * gr
+                H[s] += w[r] * hr
+            for s in range(s0, s1):
+                # clamp, as XGBoost's max_delta_step: leaves with tiny hessian sums (rows all
+                # of one class) would otherwise take huge Newton steps and diverge
+                d = -step * (G[s] + l2 * (values[s] - prior[s])) / (H[s] + l2 + _MIN_HESS)
+                G[s] = min(max(d, -max_step), max_step)
+                values[s] += G[s]
+            for r in range(n):
+                margin[r, c] += G[leaf_slot[r, t]]
+    return values, base, margin
+
+
+@njit(parallel=True, cache=True)
+def margin_from_slots(leaf_slot, tree_group, values, base, out):
+    """``out[r, g] = base[g] + sum_t values[leaf_slot[r, t]]`` over trees of group g."""
+    n, k = leaf_slot.shape
+    for r in prange(n):
+        for c in range(out.shape[1]):
+            out[r, c] = base[c]
+        for t in range(k):
+            out[r, tree_group[t]] += values[leaf_slot[r, t]]
+    return out
+
+
+@njit(cache=True)
+def weighted_gram(P, h, w):
+    """``P.T @ diag(h * w) @ P`` for the per-tree output matrix ``P`` (n_rows, n_trees)."""
+    n, k = P.shape
+    out = np.zeros((k, k))
+    for r in range(n):
+        hw = h[r] * w[r]
+        for i in range(k):
+            a = P[r, i] * hw
+            if a == 0.0:
+                continue
+            for j in range(i, k):
+                out[i, j] += a * P[r, j]
+    for i in range(k):
+        for j in range(i):
+            out[i, j] = out[j, i]
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _candidate_scores(PT, tree_group, g, h, w, selected, l2, nonneg, num, den):
+    k, n = PT.shape
+    for j in prange(k):
+        if selected[j]:
+            num[j] = 0.0
+            den[j] = 1.0
+            continue
+        c = tree_group[j]
+        a = 0.0
+        b = 0.0
+        for r in range(n):
+            p = PT[j, r]
+            a += w[r] * g[r, c] * p
+            b += w[r] * h[r, c] * p * p
+        num[j] = a
+        den[j] = b + l2
+
+
+@njit(cache=True)
+def _coordinate_step(PT, j, c, y, w, loss, p1, l2, alpha, v0, margin, nonneg):
+    n = PT.shape[1]
+    n_groups = margin.shape[1]
+    a = 0.0
+    b = 0.0
+    for r in range(n):
+        p = PT[j, r]
+        if p == 0.0:
+            continue
+        if loss == 7:
+            mx, s = _row_update_softmax(margin, r, n_groups, y)
+            q = math.exp(margin[r, c] - mx) / s
+            gr = q - (1.0 if int(y[r]) == c else 0.0)
+            hr = max(q * (1.0 - q), _MIN_HESS)
+        else:
+            gr, hr = grad_hess_row(loss, y[r], margin[r, 0], p1)
+        a += w[r] * gr * p
+        b += w[r] * hr * p * p
+    new = alpha - (a + l2 * (alpha - v0)) / (b + l2)
+    if nonneg and new < 0.0:
+        new = 0.0
+    d = new - alpha
+    if d != 0.0:
+        for r in range(n):
+            margin[r, c] += d * PT[j, r]
+    return new
+
+
+@njit(cache=True)
+def forward_select(PT, tree_group, y, w, loss, p1, base, max_k, n_sweeps, nonneg, l2):
+    """Greedy forward selection of trees by their per-tree outputs ``PT`` (n_trees, n_rows).
+
+    Each step adds the tree with the largest second-order loss decrease ``num^2 / den`` and then
+    re-fits the intercepts and the weights of all selected trees by ``n_sweeps`` cyclic Newton
+    sweeps; weights are shrunk towards 1 (the tree as trained) with penalty ``l2``. Returns ``order`` (max_k,), ``path_weights`` (max_k, n_trees): the weights after each
+    step, and ``path_base`` (max_k, n_groups).
+    """
+    k, n = PT.shape
+    n_groups = base.shape[0]
+    margin = np.empty((n, n_groups))
+    for r in range(n):
+        for c in range(n_groups):
+            margin[r, c] = base[c]
+    weights = np.zeros(k)
+    selected = np.zeros(k, dtype=np.bool_)
+    order = np.full(max_k, -1, dtype=np.int64)
+    path_weights = np.zeros((max_k, k))
+    path_base = np.zeros((max_k, n_groups))
+    g = np.empty((n, n_groups))
+    h = np.empty((n, n_groups))
+    num = np.empty(k)
+    den = np.empty(k)
+    b = base.copy()
+    ones = np.ones((1, n))
+    for step in range(max_k):
+        grad_hess(loss, y, margin, p1, g, h)
+        _candidate_scores(PT, tree_group, g, h, w, selected, l2, nonneg, num, den)
+        best = -1
+        best_score = -1.0
+        for j in range(k):
+            if selected[j]:
+                continue
+            if nonneg and num[j] > 0.0:
+                continue
+            s = num[j] * num[j] / den[j]
+            if s > best_score:
+                best_score = s
+                best = j
+        if best < 0:
+            break
+        selected[best] = True
+        order[step] = best
+        c = tree_group[best]
+        weights[best] = _coordinate_step(PT, best, c, y, w, loss, p1, l2, 0.0, 1.0, margin,
+                                         nonneg)
+        for _ in range(n_sweeps):
+            for cc in range(n_groups):
+                # the intercept is a "tree" whose output is 1 on every row, unpenalised
+                b[cc] += _coordinate_step(ones, 0, cc, y, w, loss, p1, 0.0, 0.0, 0.0, margin,
+                                          False)
+            for s_ in range(step + 1):
+                j = order[s_]
+                weights[j] = _coordinate_step(PT, j, tree_group[j], y, w, loss, p1, l2,
+                                              weights[j], 1.0, margin, nonneg)
+        path_weights[step, :] = weights
+        path_base[step, :] = b
+    return order, path_weights, path_base

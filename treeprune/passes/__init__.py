@@ -1,0 +1,1 @@
+"""Passes: pure functions ``Ensemble -> Ensemble``, each appending a PassRecord to the history."""

@@ -1,0 +1,421 @@
+"""Data-driven passes: decisions measured on the user's (validation) data.
+
+* :func:`select_trees` — greedy forward selection and re-weighting of trees on their per-tree
+  outputs (an ISLE-style post-processing with the ensemble's own loss).
+* :func:`collapse_by_data` — collapse the subtrees whose loss increase on the data, *given the
+  rest of the ensemble*, is smallest (second-order, the trainer's own gain formula).
+* :func:`refit_leaves` — joint Newton refit of all leaf values and the intercept (L2).
+
+Monotone constraints of the source model are kept: tree weights stay non-negative and refitted
+leaves are projected so that every split on a constrained feature orders its subtrees.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..ensemble import Ensemble
+from ..errors import DataError
+from ..kernels import stats
+from ..trees import Tree, assemble, get_trees
+from .base import record
+
+
+@dataclass
+class LeafFrame:
+    """Rows of a data set routed through an ensemble, with leaves numbered compactly ("slots")."""
+
+    leaf_slot: np.ndarray  # int32 (n_rows, n_trees)
+    slot_node: np.ndarray  # int64 (n_slots,): ensemble node id of each slot
+    slot_tree_start: np.ndarray  # int64 (n_trees + 1,)
+    values: np.ndarray  # float64 (n_slots,): leaf value * tree weight
+
+    @classmethod
+    def build(cls, ens: Ensemble, X: Any) -> LeafFrame:
+        from ..data import to_matrix
+        from ..packed import pack
+        from ..predict import leaves_packed
+
+        p = pack(ens)
+        Xm = X if isinstance(X, np.ndarray) and X.dtype == p.dtype and X.flags.c_contiguous \
+            else to_matrix(ens, X, p.dtype)
+        leaves = p.node_id[leaves_packed(p, Xm)]
+        is_leaf = ens.left < 0
+        slot_of_node = np.cumsum(is_leaf) - 1
+        slot_node = np.flatnonzero(is_leaf)
+        tree_of_node = np.repeat(np.arange(ens.n_trees), np.diff(ens.tree_offsets))
+        slot_tree_start = np.concatenate(
+            [[0], np.cumsum(np.bincount(tree_of_node[is_leaf], minlength=ens.n_trees))]
+        ).astype(np.int64)
+        values = ens.value[slot_node] * ens.tree_weight[tree_of_node[slot_node]]
+        return cls(slot_of_node[leaves].astype(np.int32), slot_node, slot_tree_start,
+                   values.astype(np.float64))
+
+
+def _labels(ens: Ensemble, y: Any, n: int) -> np.ndarray:
+    yv = np.asarray(y, dtype=np.float64).reshape(-1)
+    if len(yv) != n:
+        raise DataError(f"X has {n} rows but y has {len(yv)} labels")
+    if not np.all(np.isfinite(yv)):
+        raise DataError("labels contain NaN or infinite values; drop those rows first")
+    return yv
+
+
+def _weights(sample_weight: Any, n: int) -> np.ndarray:
+    if sample_weight is None:
+        return np.full(n, 1.0 / max(n, 1))
+    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if len(w) != n:
+        raise DataError(f"sample_weight has {len(w)} values for {n} rows")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise DataError("sample_weight must be finite, non-negative and not all zero")
+    return w / w.sum()
+
+
+def _loss_param(ens: Ensemble) -> float:
+    o = ens.objective
+    if o.loss == "tweedie":
+        return float(o.params.get("tweedie_variance_power", 1.5))
+    if o.loss == "huber":
+        return float(o.params.get("huber_slope", 1.0))
+    return 0.0
+
+
+def _with_values(ens: Ensemble, frame: LeafFrame, values: np.ndarray, base: np.ndarray) -> Ensemble:
+    """``ens`` with its leaf values replaced (tree weights folded in) and a new base margin."""
+    new_value = np.array(ens.value)
+    new_value[frame.slot_node] = values
+    if ens.source == "xgboost":  # XGBoost stores float32 leaves: keep what the kernels will use
+        new_value[frame.slot_node] = new_value[frame.slot_node].astype(np.float32)
+    return ens.replace(
+        value=new_value,
+        tree_weight=np.ones(ens.n_trees),
+        base_margin=np.asarray(base, dtype=np.float64).copy(),
+    )
+
+
+def _unfold_intercept(ens: Ensemble) -> Ensemble:
+    """Move LightGBM's intercept out of the first tree of each group into ``base_margin``."""
+    if not np.any(ens.folded_intercept != 0):
+        return ens
+    value = np.array(ens.value)
+    base = np.array(ens.base_margin, dtype=np.float64)
+    for g in range(ens.n_groups):
+        trees = np.flatnonzero(ens.tree_group == g)
+        if len(trees) == 0:
+            continue
+        sl = ens.tree_slice(int(trees[0]))
+        leaves = np.flatnonzero(ens.left[sl] < 0) + sl.start
+        value[leaves] -= ens.folded_intercept[g] / ens.tree_weight[trees[0]]
+        base[g] += ens.folded_intercept[g]
+    return ens.replace(value=value, base_margin=base,
+                       folded_intercept=np.zeros_like(ens.folded_intercept))
+
+
+# --------------------------------------------------------------------------- monotone constraints
+def _subtree_leaves(left: np.ndarray, right: np.ndarray, node: int) -> list[int]:
+    out, stack = [], [node]
+    while stack:
+        i = stack.pop()
+        if left[i] < 0:
+            out.append(i)
+        else:
+            stack.extend((int(left[i]), int(right[i])))
+    return out
+
+
+def project_monotone(tree: Tree, constraints: tuple[int, ...]) -> Tree:
+    """Clip leaf values so that every split on a constrained feature orders its two subtrees.
+
+    For a split on a feature with constraint +1, every leaf on the left ends at or below a
+    midpoint and every leaf on the right at or above it (-1: the other way round), which makes
+    the tree monotone in that feature (the rule XGBoost and LightGBM use when training). Trees
+    that already satisfy it are returned unchanged.
+    """
+    nodes = tree.nodes
+    left, right, feat = nodes["left"], nodes["right"], nodes["feature"]
+    value = nodes["value"].copy()
+
+    def visit(node: int, lo: float, hi: float) -> None:
+        if left[node] < 0:
+            value[node] = min(max(value[node], lo), hi)
+            return
+        f = int(feat[node])
+        c = constraints[f] if 0 <= f < len(constraints) and nodes["cat_index"][node] < 0 else 0
+        if c == 0:
+            visit(int(left[node]), lo, hi)
+            visit(int(right[node]), lo, hi)
+            return
+        low_side, high_side = (int(left[node]), int(right[node])) if c > 0 else \
+            (int(right[node]), int(left[node]))
+        lv = np.clip(value[_subtree_leaves(left, right, low_side)], lo, hi)
+        hv = np.clip(value[_subtree_leaves(left, right, high_side)], lo, hi)
+        mid = (lv.max() + hv.min()) / 2 if lv.max() <= hv.min() else (lv.mean() + hv.mean()) / 2
+        mid = min(max(mid, lo), hi)
+        visit(low_side, lo, mid)
+        visit(high_side, mid, hi)
+
+    visit(0, -np.inf, np.inf)
+    if np.array_equal(value, nodes["value"], equal_nan=True):
+        return tree
+    new_nodes = dict(nodes)
+    new_nodes["value"] = value
+    return Tree(new_nodes, tree.cat_sets, tree.group, tree.weight)
+
+
+def _project_values(ens: Ensemble, frame: LeafFrame, values: np.ndarray) -> np.ndarray:
+    """Project slot values onto the monotone constraints, tree by tree."""
+    constraints = tuple(int(c) for c in ens.monotone_constraints)
+    if not any(constraints):
+        return values
+    out = values.copy()
+    staged = _with_values(ens, frame, values, ens.base_margin)
+    for t in range(ens.n_trees):
+        sl = staged.tree_slice(t)
+        nodes = {"left": np.asarray(staged.left[sl]), "right": np.asarray(staged.right[sl]),
+                 "feature": np.asarray(staged.feature[sl]),
+                 "cat_index": np.asarray(staged.cat_index[sl]),
+                 "value": np.asarray(staged.value[sl])}
+        projected = project_monotone(Tree(nodes), constraints)
+        s0, s1 = frame.slot_tree_start[t], frame.slot_tree_start[t + 1]
+        out[s0:s1] = projected.nodes["value"][frame.slot_node[s0:s1] - sl.start]
+    return out
+
+
+# --------------------------------------------------------------------------- refit
+def refit_leaves(ens: Ensemble, X: Any, y: Any, sample_weight: Any = None, *, l2: float = 50.0,
+                 n_rounds: int = 10, update_base: bool = True, max_step: float = 1.0,
+                 frame: LeafFrame | None = None) -> Ensemble:
+    """Refit every leaf value (and the intercept) by cyclic Newton steps on the model's loss.
+
+    Parameters
+    ----------
+    ens : Ensemble
+    X, y : data and labels the refit minimises the loss on.
+    sample_weight : array-like, optional
+        Row weights (normalised to sum to one).
+    l2 : float
+        L2 penalty pulling each leaf towards its value before the refit, in the units of
+        XGBoost's ``reg_lambda`` (hessian summed over rows): a leaf that ``m`` rows reach moves
+        about ``H / (H + l2)`` of its Newton step, with ``H`` about ``m / 4`` for logloss.
+    n_rounds : int
+        Cycles over all trees.
+    update_base : bool
+        Refit the intercept (base margin) too.
+
+    Returns
+    -------
+    Ensemble
+        Same structure, new leaf values, tree weights folded into leaves, history appended.
+    """
+    ens0 = ens
+    ens = _unfold_intercept(ens)
+    frame = frame if frame is not None else LeafFrame.build(ens, X)
+    n = frame.leaf_slot.shape[0]
+    yv = _labels(ens, y, n)
+    w = _weights(sample_weight, n)
+    l2n = l2 / n
+    values = frame.values.copy()
+    prior = frame.values.copy()
+    base = np.asarray(ens.base_margin, dtype=np.float64).reshape(-1).copy()
+    margin = np.empty((n, len(base)))
+    stats.margin_from_slots(frame.leaf_slot, ens.tree_group, values, base, margin)
+    tree_group = np.ascontiguousarray(ens.tree_group, dtype=np.int32)
+    monotone = any(ens.monotone_constraints)
+    loss, p1 = ens.objective.loss_code, _loss_param(ens)
+    for _ in range(n_rounds if monotone else 1):
+        stats.refit_cyclic(frame.leaf_slot, tree_group, frame.slot_tree_start, values, prior, base,
+                           update_base, yv, w, loss, p1, l2n, 1 if monotone else n_rounds, 1.0,
+                           max_step, margin)
+        if monotone:
+            values = _project_values(ens, frame, values)
+            stats.margin_from_slots(frame.leaf_slot, ens.tree_group, values, base, margin)
+    out = _with_values(ens, frame, values, base)
+    return record(ens0, out, "refit_leaves", {"l2": l2, "n_rounds": n_rounds,
+                                               "update_base": update_base},
+                  n_rows=n, loss_after=float(ens.objective.loss_value(
+                      yv, margin if margin.shape[1] > 1 else margin[:, 0], w)))
+
+
+# --------------------------------------------------------------------------- tree selection
+@dataclass
+class SelectionPath:
+    """Forward-selection path: after step k, trees ``order[:k+1]`` with ``weights[k]``."""
+
+    order: np.ndarray
+    weights: np.ndarray  # (n_steps, n_trees)
+    base: np.ndarray  # (n_steps, n_groups)
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self.order >= 0))
+
+
+def forward_selection_path(ens: Ensemble, X: Any, y: Any, max_trees: int,
+                           sample_weight: Any = None, *, l2: float = 1e-3,
+                           n_sweeps: int = 2) -> SelectionPath:
+    """Greedy forward selection of trees with re-weighting (see ``kernels.stats.forward_select``).
+
+    Tree weights are kept non-negative when the model has monotone constraints, so that the sum
+    of monotone trees stays monotone.
+    """
+    ens = _unfold_intercept(ens)
+    P = np.ascontiguousarray(ens.predict(X, output="per_tree").T)
+    n = P.shape[1]
+    yv = _labels(ens, y, n)
+    w = _weights(sample_weight, n)
+    max_trees = int(min(max_trees, ens.n_trees))
+    order, weights, base = stats.forward_select(
+        P, np.ascontiguousarray(ens.tree_group, dtype=np.int32), yv, w, ens.objective.loss_code,
+        _loss_param(ens), np.asarray(ens.base_margin, dtype=np.float64).reshape(-1).copy(),
+        max_trees, n_sweeps, bool(any(ens.monotone_constraints)), l2)
+    return SelectionPath(order, weights, base)
+
+
+def take_selection(ens: Ensemble, path: SelectionPath, n_trees: int) -> Ensemble:
+    """The ensemble of the first ``n_trees`` trees of ``path`` with their weights folded in."""
+    ens0 = ens
+    ens = _unfold_intercept(ens)
+    k = min(int(n_trees), len(path))
+    if k < 1:
+        raise DataError("the selection path is empty: no tree lowers the loss on this data")
+    chosen = np.sort(path.order[:k])
+    weights = path.weights[k - 1]
+    trees = get_trees(ens)
+    kept = []
+    for t in chosen:
+        tree = trees[int(t)]
+        scale = weights[t] * tree.weight
+        nodes = dict(tree.nodes)
+        nodes["value"] = tree.nodes["value"] * scale
+        kept.append(Tree(nodes, tree.cat_sets, tree.group, 1.0))
+    out = assemble(ens, kept, base_margin=path.base[k - 1].copy())
+    removed = tuple(sorted(set(range(ens.n_trees)) - {int(t) for t in chosen}))
+    return record(ens0, out, "select_trees", {"n_trees": k}, removed_trees=removed,
+                  kept_trees=tuple(int(t) for t in chosen))
+
+
+def select_trees(ens: Ensemble, X: Any, y: Any, n_trees: int, sample_weight: Any = None, *,
+                 l2: float = 1e-3) -> Ensemble:
+    """Keep the ``n_trees`` trees chosen by forward selection, re-weighted (weights in leaves)."""
+    path = forward_selection_path(ens, X, y, n_trees, sample_weight, l2=l2)
+    return take_selection(ens, path, n_trees)
+
+
+# --------------------------------------------------------------------------- collapse
+def collapse_by_data(ens: Ensemble, X: Any, y: Any, max_leaves: int, sample_weight: Any = None,
+                     *, l2: float = 50.0, frame: LeafFrame | None = None) -> Ensemble:
+    """Collapse subtrees, cheapest first, until the ensemble has at most ``max_leaves`` leaves.
+
+    The cost of collapsing a subtree S into one leaf is the second-order increase of the loss on
+    the data with every other tree fixed: with per-leaf sums of gradient ``G_l`` and hessian
+    ``H_l`` at the current margin and leaf values ``v_l``,
+    ``cost(S) = C_S - B_S^2 / (2 H_S)`` where ``B_S = sum(H_l v_l - G_l)`` and
+    ``C_S = sum(H_l v_l^2 / 2 - G_l v_l)``; the new leaf takes the minimiser ``B_S / H_S``.
+    Splits are collapsed bottom-up, the smallest cost per removed leaf first. Subtrees no row
+    reaches get the cover-weighted mean of their leaves; ``l2`` (in rows, as in
+    :func:`refit_leaves`) shrinks every new leaf towards that mean.
+    """
+    ens0 = ens
+    frame = frame if frame is not None else LeafFrame.build(ens, X)
+    n = frame.leaf_slot.shape[0]
+    yv = _labels(ens, y, n)
+    w = _weights(sample_weight, n)
+    if max_leaves >= ens.n_leaves:
+        return ens
+    n_min = ens.n_trees
+    if max_leaves < n_min:
+        raise DataError(f"max_leaves={max_leaves} is below one leaf per tree ({n_min} trees)")
+    l2n = l2 / n
+    base = np.asarray(ens.base_margin, dtype=np.float64).reshape(-1)
+    margin = np.empty((n, len(base)))
+    stats.margin_from_slots(frame.leaf_slot, ens.tree_group, frame.values, base, margin)
+    g = np.empty_like(margin)
+    h = np.empty_like(margin)
+    stats.grad_hess(ens.objective.loss_code, yv, margin, _loss_param(ens), g, h)
+    G, H = stats.leaf_sums(frame.leaf_slot, np.ascontiguousarray(ens.tree_group, np.int32), g, h,
+                           w, len(frame.slot_node))
+    # per-node aggregates over the ensemble's nodes
+    n_nodes = ens.n_nodes
+    Hn = np.zeros(n_nodes)
+    Bn = np.zeros(n_nodes)
+    Cn = np.zeros(n_nodes)
+    v = frame.values
+    Hn[frame.slot_node] = H
+    Bn[frame.slot_node] = H * v - G
+    Cn[frame.slot_node] = 0.5 * H * v * v - G * v
+    cover = np.where(np.isfinite(ens.cover), ens.cover, 1.0)
+    CV = np.zeros(n_nodes)  # cover-weighted value sums, for unreached subtrees
+    CW = np.zeros(n_nodes)
+    CV[frame.slot_node] = cover[frame.slot_node] * v
+    CW[frame.slot_node] = cover[frame.slot_node]
+    n_leaf = np.zeros(n_nodes, dtype=np.int64)
+    n_leaf[frame.slot_node] = 1
+    parent = np.full(n_nodes, -1, dtype=np.int64)
+    value = np.zeros(n_nodes)
+    value[frame.slot_node] = v
+    sunk = np.zeros(n_nodes)  # cost already paid inside a collapsed subtree
+    tree_of_node = np.repeat(np.arange(ens.n_trees), np.diff(ens.tree_offsets))
+    base_of_node = ens.tree_offsets[tree_of_node]
+    internal = np.flatnonzero(ens.left >= 0)
+    gl = base_of_node[internal] + ens.left[internal]
+    gr = base_of_node[internal] + ens.right[internal]
+    parent[gl] = internal
+    parent[gr] = internal
+    # aggregate bottom-up: children have larger local ids? not guaranteed: use depth order
+    depth = ens.node_depths()
+    for i in internal[np.argsort(-depth[internal], kind="stable")]:
+        lc, rc = base_of_node[i] + ens.left[i], base_of_node[i] + ens.right[i]
+        for arr in (Hn, Bn, Cn, CV, CW, n_leaf):
+            arr[i] = arr[lc] + arr[rc]
+    collapsed = np.zeros(n_nodes, dtype=bool)
+    is_leaf_now = ens.left < 0
+
+    def total(i: int) -> float:
+        return Cn[i] - (Bn[i] * Bn[i] / (2 * Hn[i]) if Hn[i] > 0 else 0.0)
+
+    def cost(i: int) -> float:
+        # increase over the current state, where both children are already (collapsed) leaves
+        return total(i) - sunk[base_of_node[i] + ens.left[i]] - sunk[base_of_node[i] + ens.right[i]]
+
+    heap = []
+    for i in internal:
+        lc, rc = base_of_node[i] + ens.left[i], base_of_node[i] + ens.right[i]
+        if is_leaf_now[lc] and is_leaf_now[rc]:
+            heapq.heappush(heap, (cost(i), int(i)))
+    leaves = ens.n_leaves
+    n_collapsed = 0
+    while leaves > max_leaves and heap:
+        _, i = heapq.heappop(heap)
+        is_leaf_now[i] = True
+        collapsed[i] = True
+        n_collapsed += 1
+        leaves -= 1
+        sunk[i] = total(i)
+        # Newton value, shrunk towards the trainer's cover-weighted mean with penalty l2
+        prior = CV[i] / CW[i] if CW[i] > 0 else 0.0
+        value[i] = (Bn[i] + l2n * prior) / (Hn[i] + l2n)
+        p = parent[i]
+        if p >= 0:
+            lc, rc = base_of_node[p] + ens.left[p], base_of_node[p] + ens.right[p]
+            if is_leaf_now[lc] and is_leaf_now[rc]:
+                heapq.heappush(heap, (cost(p), int(p)))
+    # leaf values in the result: collapsed nodes get their value; the rest keep v (weights folded)
+    new_value = np.array(ens.value)
+    new_value[frame.slot_node] = v
+    new_value[collapsed] = value[collapsed]
+    staged = ens.replace(value=new_value, tree_weight=np.ones(ens.n_trees))
+    trees = get_trees(staged)
+    for t, tree in enumerate(trees):
+        off = int(ens.tree_offsets[t])
+        local = np.flatnonzero(collapsed[off:off + tree.n_nodes])
+        for name in ("left", "right", "feature", "cat_index"):
+            tree.nodes[name][local] = -1
+    out = assemble(staged, trees)
+    if out.source == "xgboost":
+        out = out.replace(value=np.where(out.left < 0, out.value.astype(np.float32), out.value))
+    return record(ens0, out, "collapse_by_data", {"max_leaves": int(max_leaves)},
+                  collapsed_splits=n_collapsed)
