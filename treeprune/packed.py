@@ -11,10 +11,15 @@ import numpy as np
 
 from .ensemble import MISSING_NAN, MISSING_ZERO, Ensemble
 from .kernels.traverse import (
+    FEATURE_BITS,
+    FEATURE_MASK,
     FLAG_CATEGORICAL,
     FLAG_DEFAULT_LEFT,
+    FLAG_EXACT_LE,
+    FLAG_LEAF,
     FLAG_MISSING_NAN,
     FLAG_MISSING_ZERO,
+    FLAG_NAN_RIGHT,
     RULE_LIGHTGBM,
     RULE_XGBOOST,
     pack_breadth_first,
@@ -24,17 +29,16 @@ from .kernels.traverse import (
 @dataclass(frozen=True)
 class Packed:
     rule: int
+    simple: bool  # XGBoost rule without categorical splits: the short path in the kernels
     dtype: type  # float32 for XGBoost (inputs are cast like XGBoost does), float64 for LightGBM
-    tree_root: np.ndarray  # int32 (n_trees,)
-    tree_group: np.ndarray  # int32 (n_trees,)
-    feature: np.ndarray  # int32, -1 for leaves
-    threshold: np.ndarray  # dtype
-    left: np.ndarray  # int32; right child is left + 1
-    flags: np.ndarray  # uint8
+    trees: np.ndarray  # int32 (n_trees, 4): root, group, depth, lopsided
+    info: np.ndarray  # int32: feature | flags << 24
+    threshold: np.ndarray  # dtype; +inf on leaves
+    left: np.ndarray  # int32; right child is left + 1; a leaf points to itself
     cat: np.ndarray  # int32 index into cat_bounds
     cat_bounds: np.ndarray  # int64
     cat_words: np.ndarray  # uint32
-    leaf_value: np.ndarray  # dtype; tree weight applied
+    leaf_value: np.ndarray  # dtype; tree weight applied; 0 on internal nodes
     native_id: np.ndarray  # int32
     node_id: np.ndarray  # int64: packed position -> ensemble node id
     base_margin: np.ndarray  # dtype (n_groups,)
@@ -45,40 +49,72 @@ def pack(ens: Ensemble) -> Packed:
     cached = ens.__dict__.get("_packed")
     if cached is not None:
         return cached
-    order, packed_left = pack_breadth_first(
+    if ens.n_features > FEATURE_MASK:
+        raise ValueError(f"models with more than {FEATURE_MASK} features are not supported")
+    order, packed_left, depth = pack_breadth_first(
         np.ascontiguousarray(ens.tree_offsets, dtype=np.int64),
         np.ascontiguousarray(ens.left, dtype=np.int32),
         np.ascontiguousarray(ens.right, dtype=np.int32),
     )
     is_xgb = ens.source == "xgboost"
     dtype = np.float32 if is_xgb else np.float64
-    # roots are the packed positions whose node id is a tree's first node
+    is_leaf = packed_left < 0
+    # roots are the packed positions of each tree's first node
     is_root = np.zeros(ens.n_nodes, dtype=bool)
     is_root[ens.tree_offsets[:-1]] = True
-    tree_root = np.flatnonzero(is_root[order]).astype(np.int32)
-    flags = np.zeros(len(order), dtype=np.uint8)
+    roots = np.flatnonzero(is_root[order])
+    tree_of_packed = np.cumsum(is_root[order]) - 1
+    tree_depth = np.zeros(ens.n_trees, dtype=np.int32)
+    np.maximum.at(tree_depth, tree_of_packed, depth)
+
+    flags = np.zeros(len(order), dtype=np.int32)
     flags[ens.default_left[order]] |= FLAG_DEFAULT_LEFT
     flags[ens.missing_type[order] == MISSING_ZERO] |= FLAG_MISSING_ZERO
     flags[ens.missing_type[order] == MISSING_NAN] |= FLAG_MISSING_NAN
-    cat = ens.cat_index[order].astype(np.int32)
+    cat = np.where(is_leaf, -1, ens.cat_index[order]).astype(np.int32)
     flags[cat >= 0] |= FLAG_CATEGORICAL
+    thr = ens.threshold[order]
+    default_left = ens.default_left[order]
+    if is_xgb:
+        nan_right = ~default_left
+    else:
+        # LightGBM: NaN follows default_left for missing types NaN and Zero; for None it is 0.0
+        none = ens.missing_type[order] == 0
+        nan_right = np.where(none, ~(0.0 <= thr), ~default_left)
+        up = np.nextafter(thr, np.inf)  # x <= t  <=>  x < nextafter(t, +inf) in double ...
+        exact = np.isinf(up) & (up > 0)  # ... except where that is +inf (x = +inf differs)
+        flags[exact & ~is_leaf] |= FLAG_EXACT_LE
+        thr = np.where(exact, thr, up)
+    flags[nan_right & ~is_leaf] |= FLAG_NAN_RIGHT
+    # a leaf steps to itself under every rule: feature 0, threshold +inf, NaN goes "left"
+    flags[is_leaf] = FLAG_LEAF | FLAG_DEFAULT_LEFT | FLAG_MISSING_NAN
+    feature = np.where(is_leaf, 0, ens.feature[order]).astype(np.int32)
+    info = (feature | (flags << FEATURE_BITS)).astype(np.int32)
+    left = np.where(is_leaf, np.arange(len(order)), packed_left).astype(np.int32)
+    threshold = np.where(is_leaf, np.inf, thr).astype(dtype)
+
     tree_of_node = np.repeat(np.arange(ens.n_trees), np.diff(ens.tree_offsets))
     weight = ens.tree_weight[tree_of_node[order]]
-    value = np.where(packed_left < 0, ens.value[order], 0.0)
+    value = np.where(is_leaf, ens.value[order], 0.0)
     if is_xgb:
         # XGBoost multiplies the float32 leaf by the float32 DART weight
         leaf_value = value.astype(np.float32) * weight.astype(np.float32)
     else:
         leaf_value = value * weight
+    # lopsided: the mean leaf depth is well below the maximum, so early exit beats fixed steps
+    leaf_depth_sum = np.bincount(tree_of_packed[is_leaf], weights=depth[is_leaf],
+                                 minlength=ens.n_trees)
+    n_leaves = np.bincount(tree_of_packed[is_leaf], minlength=ens.n_trees)
+    lopsided = leaf_depth_sum / np.maximum(n_leaves, 1) < 0.8 * tree_depth
+    trees = np.stack([roots, ens.tree_group, tree_depth, lopsided], axis=1).astype(np.int32)
     packed = Packed(
         rule=RULE_XGBOOST if is_xgb else RULE_LIGHTGBM,
+        simple=bool(is_xgb and not np.any(cat >= 0)),
         dtype=dtype,
-        tree_root=tree_root,
-        tree_group=ens.tree_group.astype(np.int32),
-        feature=np.where(packed_left < 0, -1, ens.feature[order]).astype(np.int32),
-        threshold=ens.threshold[order].astype(dtype),
-        left=packed_left.astype(np.int32),
-        flags=flags,
+        trees=np.ascontiguousarray(trees),
+        info=info,
+        threshold=threshold,
+        left=left,
         cat=cat,
         cat_bounds=np.ascontiguousarray(ens.cat_bounds, dtype=np.int64),
         cat_words=np.ascontiguousarray(ens.cat_words, dtype=np.uint32),

@@ -11,7 +11,7 @@ import numpy as np
 from .data import to_matrix
 from .ensemble import Ensemble
 from .errors import DataError
-from .kernels.traverse import BLOCK_ROWS, leaves_parallel, margins_parallel, margins_serial
+from .kernels.traverse import leaves_blocked, margins_blocked, margins_rows
 from .packed import Packed, pack
 
 OUTPUTS = ("prediction", "margin", "leaf", "per_tree")
@@ -36,22 +36,22 @@ def margins_packed(p: Packed, X: np.ndarray, n_threads: int | None = None) -> np
     """Margins (n_rows, n_groups) in the source's accumulation precision."""
     out = np.empty((X.shape[0], len(p.base_margin)), dtype=p.dtype)
     out[:] = p.base_margin
-    args = (X, p.tree_root, p.tree_group, p.feature, p.threshold, p.left, p.flags, p.cat,
-            p.cat_bounds, p.cat_words, p.leaf_value, p.rule, out)
-    if X.shape[0] <= BLOCK_ROWS or n_threads == 1:
-        margins_serial(*args)
+    args = (X, p.trees, p.info, p.threshold, p.left, p.cat, p.cat_bounds, p.cat_words,
+            p.leaf_value, p.rule, p.simple, out)
+    if X.shape[0] <= 4:
+        margins_rows(*args)
     else:
         with _threads(n_threads):
-            margins_parallel(*args)
+            margins_blocked(*args)
     return out
 
 
 def leaves_packed(p: Packed, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
     """Packed leaf positions (n_rows, n_trees)."""
-    out = np.empty((X.shape[0], len(p.tree_root)), dtype=np.int32)
+    out = np.empty((X.shape[0], len(p.trees)), dtype=np.int32)
     with _threads(n_threads):
-        leaves_parallel(X, p.tree_root, p.feature, p.threshold, p.left, p.flags, p.cat,
-                        p.cat_bounds, p.cat_words, p.rule, out)
+        leaves_blocked(X, p.trees, p.info, p.threshold, p.left, p.cat, p.cat_bounds,
+                       p.cat_words, p.rule, p.simple, out)
     return out
 
 

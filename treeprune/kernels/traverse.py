@@ -1,7 +1,15 @@
 """Routing kernels: rows through trees, in each source library's exact decision rule.
 
-Nodes are *packed* per tree breadth first so that the right child of a split is always
-``left + 1`` and every tree is one contiguous run of small records (see ``treeprune.packed``).
+Nodes are *packed* per tree breadth first (``treeprune.packed``) so that the right child of a
+split is always ``left + 1``, every tree is one contiguous run, and a leaf points to itself with a
+threshold of +inf: stepping from a leaf stays on it, so a tree can be walked a fixed number of
+steps (its depth) without testing for leaves. Rows are processed in blocks; within a block the
+walk goes level by level across all rows, so the per-row load chains are independent and the CPU
+overlaps them.
+
+Each node has one int32 word ``info``: the feature index in the low 24 bits and the flags in the
+high bits, and ``left``. LightGBM thresholds are stored as the next double above the model's
+threshold, so that ``x <= t`` becomes ``x < t'`` and one comparison serves both libraries.
 
 Rules (``rule`` argument):
 
@@ -9,10 +17,11 @@ Rules (``rule`` argument):
   ``x < threshold``; NaN follows ``default_left``. Categorical: NaN follows ``default_left``;
   a code < 0 or >= 2**24 or beyond the bitset goes left, a code in the bitset goes right,
   any other code left.
-* ``RULE_LIGHTGBM`` (1): X and thresholds float64; NaN becomes 0.0 unless the missing type is
-  NaN; missing type Zero sends |x| <= 1e-35 to ``default_left``, missing type NaN sends NaN to
-  ``default_left``; otherwise left iff ``x <= threshold``. Categorical: NaN, a code that does not
-  fit int32 or is negative after truncation goes right; in the bitset goes left, else right.
+* ``RULE_LIGHTGBM`` (1): X and thresholds float64; ``|x| <= float32(1e-35)`` becomes 0.0 (as
+  LightGBM's row reader does); NaN becomes 0.0 unless the missing type is NaN; missing type Zero
+  sends 0.0 to ``default_left``, missing type NaN sends NaN to ``default_left``; otherwise left iff ``x <= threshold``. Categorical: NaN, a value that
+  does not fit int32 or is negative after truncation toward zero goes right; a code in the
+  bitset goes left, else right.
 """
 
 from __future__ import annotations
@@ -27,11 +36,19 @@ FLAG_DEFAULT_LEFT = 1
 FLAG_MISSING_ZERO = 2
 FLAG_MISSING_NAN = 4
 FLAG_CATEGORICAL = 8
+FLAG_LEAF = 16
+FLAG_NAN_RIGHT = 32
+FLAG_NAN_RIGHT_SHIFT = 5
+FLAG_EXACT_LE = 64  # LightGBM threshold kept as is (its next double would be +inf): x <= t
+FEATURE_BITS = 24
+FEATURE_MASK = (1 << FEATURE_BITS) - 1
 
 #: Rows handled together by one thread: each tree's nodes stay in cache across the block.
 BLOCK_ROWS = 64
 
-_ZERO_THRESHOLD = 1e-35
+# LightGBM's kZeroThreshold is the float 1e-35f; its dense-row reader turns every |x| at or below
+# it into 0.0 before any split sees it, whatever the missing type
+_ZERO_THRESHOLD = 1.0000000180025095e-35
 _XGB_MAX_CAT = 16777216.0  # 2**24: XGBoost treats larger codes as invalid
 
 
@@ -44,8 +61,8 @@ def _in_bitset(cat_words, begin, end, code):
 
 
 @njit(inline="always", cache=True)
-def _go_right(x, thr, flags, cat, cat_bounds, cat_words, rule):
-    """True when a row with feature value ``x`` goes to the right child."""
+def _go_right_slow(x, thr, flags, cat, cat_bounds, cat_words, rule):
+    """The full rule: categorical splits and LightGBM's missing types."""
     if rule == RULE_XGBOOST:
         if np.isnan(x):
             return (flags & FLAG_DEFAULT_LEFT) == 0
@@ -54,7 +71,8 @@ def _go_right(x, thr, flags, cat, cat_bounds, cat_words, rule):
                 return False
             return _in_bitset(cat_words, cat_bounds[cat], cat_bounds[cat + 1], np.int64(x))
         return not (x < thr)
-    # LightGBM
+    if abs(x) <= _ZERO_THRESHOLD:
+        x = 0.0
     if flags & FLAG_CATEGORICAL:
         if np.isnan(x) or x <= -2147483649.0 or x >= 2147483648.0:
             return True
@@ -66,77 +84,118 @@ def _go_right(x, thr, flags, cat, cat_bounds, cat_words, rule):
         if flags & FLAG_MISSING_NAN:
             return (flags & FLAG_DEFAULT_LEFT) == 0
         x = 0.0
-    if (flags & FLAG_MISSING_ZERO) and x > -_ZERO_THRESHOLD and x <= _ZERO_THRESHOLD:
+    if (flags & FLAG_MISSING_ZERO) and x == 0.0:
         return (flags & FLAG_DEFAULT_LEFT) == 0
-    return not (x <= thr)
+    if flags & FLAG_EXACT_LE:
+        return not (x <= thr)
+    return not (x < thr)  # thr is the next double above LightGBM's threshold
 
 
 @njit(inline="always", cache=True)
-def _route(X, r, root, feature, threshold, left, flags, cat, cat_bounds, cat_words, rule):
-    node = root
-    while True:
-        f = feature[node]
-        if f < 0:
-            return node
-        if _go_right(X[r, f], threshold[node], flags[node], cat[node], cat_bounds, cat_words,
-                     rule):
-            node = left[node] + 1
-        else:
-            node = left[node]
+def _step(X, r, node, info, threshold, left, cat, cat_bounds, cat_words, rule, simple):
+    word = info[node]
+    x = X[r, word & FEATURE_MASK]
+    flags = word >> FEATURE_BITS
+    if simple:
+        # XGBoost without categorical splits: NaN follows default_left, else x < threshold
+        if x != x:
+            return left[node] + ((flags >> FLAG_NAN_RIGHT_SHIFT) & 1)
+        return left[node] + (0 if x < threshold[node] else 1)
+    if rule == RULE_LIGHTGBM:
+        if abs(x) <= _ZERO_THRESHOLD:
+            x = 0.0
+    if x != x:
+        # NaN: every numerical split of either library sends it one fixed way (FLAG_NAN_RIGHT is
+        # precomputed per node from default_left, the missing type and the threshold)
+        if flags & FLAG_CATEGORICAL == 0:
+            return left[node] + ((flags >> FLAG_NAN_RIGHT_SHIFT) & 1)
+    elif flags & (FLAG_CATEGORICAL | FLAG_MISSING_ZERO | FLAG_EXACT_LE) == 0:
+        # the common case; LightGBM thresholds are stored as the next double up, so both
+        # libraries' rules read "left iff x < threshold" here
+        return left[node] + (0 if x < threshold[node] else 1)
+    if _go_right_slow(x, threshold[node], flags, cat[node], cat_bounds, cat_words, rule):
+        return left[node] + 1
+    return left[node]
+
+
+@njit(inline="always", cache=True)
+def _route_block(X, start, stop, root, depth, lopsided, info, threshold, left, cat, cat_bounds,
+                 cat_words, rule, simple, nodes):
+    """Leaves of rows ``start:stop`` in one tree, into ``nodes``.
+
+    Balanced trees (XGBoost's depth-wise growth) are walked level by level for all rows at once,
+    ``depth`` steps with no leaf test. Lopsided trees (LightGBM's leaf-wise growth, whose depth
+    is far above the mean leaf depth) are walked row by row, stopping at the leaf.
+    """
+    if lopsided:
+        for r in range(start, stop):
+            node = root
+            while (info[node] >> FEATURE_BITS) & FLAG_LEAF == 0:
+                node = _step(X, r, node, info, threshold, left, cat, cat_bounds, cat_words, rule,
+                             simple)
+            nodes[r - start] = node
+        return
+    for r in range(start, stop):
+        nodes[r - start] = root
+    for _ in range(depth):
+        for r in range(start, stop):
+            nodes[r - start] = _step(X, r, nodes[r - start], info, threshold, left, cat,
+                                     cat_bounds, cat_words, rule, simple)
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def margins_parallel(X, tree_root, tree_group, feature, threshold, left, flags, cat, cat_bounds,
-                     cat_words, leaf_value, rule, out):
-    """Add every tree's leaf value to ``out`` (n_rows, n_groups), rows blocked across threads.
+def margins_blocked(X, trees, info, threshold, left, cat, cat_bounds, cat_words, leaf_value,
+                    rule, simple, out):
+    """Add every tree's leaf value to ``out`` (n_rows, n_groups), row blocks across threads.
 
-    ``out`` has the accumulation dtype (float32 for XGBoost, float64 for LightGBM) and holds the
-    base margin on entry; trees are added in order, as the native predictors do.
+    ``trees`` is int32 (n_trees, 4): root, group, depth, lopsided. ``out`` has the accumulation dtype
+    (float32 for XGBoost, float64 for LightGBM) and holds the base margin on entry; trees are
+    added in order, as the native predictors do.
     """
     n_rows = X.shape[0]
-    n_trees = tree_root.shape[0]
     n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in prange(n_blocks):
+        nodes = np.empty(BLOCK_ROWS, dtype=np.int32)
         start = b * BLOCK_ROWS
         stop = min(start + BLOCK_ROWS, n_rows)
-        for t in range(n_trees):
-            root = tree_root[t]
-            g = tree_group[t]
+        for t in range(trees.shape[0]):
+            _route_block(X, start, stop, trees[t, 0], trees[t, 2], trees[t, 3], info, threshold,
+                         left, cat, cat_bounds, cat_words, rule, simple, nodes)
+            g = trees[t, 1]
             for r in range(start, stop):
-                leaf = _route(X, r, root, feature, threshold, left, flags, cat, cat_bounds,
-                              cat_words, rule)
-                out[r, g] += leaf_value[leaf]
+                out[r, g] += leaf_value[nodes[r - start]]
     return out
 
 
 @njit(nogil=True, cache=True)
-def margins_serial(X, tree_root, tree_group, feature, threshold, left, flags, cat, cat_bounds,
-                   cat_words, leaf_value, rule, out):
-    """Single-threaded twin of :func:`margins_parallel` for a few rows (no thread start-up)."""
-    n_rows = X.shape[0]
-    for r in range(n_rows):
-        for t in range(tree_root.shape[0]):
-            leaf = _route(X, r, tree_root[t], feature, threshold, left, flags, cat, cat_bounds,
-                          cat_words, rule)
-            out[r, tree_group[t]] += leaf_value[leaf]
+def margins_rows(X, trees, info, threshold, left, cat, cat_bounds, cat_words, leaf_value, rule,
+                 simple, out):
+    """Single-threaded twin of :func:`margins_blocked` for a few rows (no thread start-up)."""
+    for r in range(X.shape[0]):
+        for t in range(trees.shape[0]):
+            node = trees[t, 0]
+            while (info[node] >> FEATURE_BITS) & FLAG_LEAF == 0:
+                node = _step(X, r, node, info, threshold, left, cat, cat_bounds, cat_words, rule,
+                             simple)
+            out[r, trees[t, 1]] += leaf_value[node]
     return out
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def leaves_parallel(X, tree_root, feature, threshold, left, flags, cat, cat_bounds, cat_words,
-                    rule, out):
+def leaves_blocked(X, trees, info, threshold, left, cat, cat_bounds, cat_words, rule, simple,
+                   out):
     """Packed node id of the leaf each row reaches in each tree: ``out`` (n_rows, n_trees)."""
     n_rows = X.shape[0]
-    n_trees = tree_root.shape[0]
     n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in prange(n_blocks):
+        nodes = np.empty(BLOCK_ROWS, dtype=np.int32)
         start = b * BLOCK_ROWS
         stop = min(start + BLOCK_ROWS, n_rows)
-        for t in range(n_trees):
-            root = tree_root[t]
+        for t in range(trees.shape[0]):
+            _route_block(X, start, stop, trees[t, 0], trees[t, 2], trees[t, 3], info, threshold,
+                         left, cat, cat_bounds, cat_words, rule, simple, nodes)
             for r in range(start, stop):
-                out[r, t] = _route(X, r, root, feature, threshold, left, flags, cat, cat_bounds,
-                                   cat_words, rule)
+                out[r, t] = nodes[r - start]
     return out
 
 
@@ -144,13 +203,14 @@ def leaves_parallel(X, tree_root, feature, threshold, left, flags, cat, cat_boun
 def pack_breadth_first(tree_offsets, left, right):
     """Breadth-first order of every tree with siblings adjacent.
 
-    Returns ``order`` (packed position -> ensemble node id) and ``packed_left`` (packed id of the
-    left child, -1 for leaves; the right child is ``packed_left + 1``). Unreachable nodes are
-    left out.
+    Returns ``order`` (packed position -> ensemble node id), ``packed_left`` (packed id of the
+    left child, -1 for leaves; the right child is ``packed_left + 1``) and ``depth`` of each
+    packed node. Unreachable nodes are left out.
     """
     n_nodes = left.shape[0]
     order = np.empty(n_nodes, dtype=np.int64)
     packed_left = np.full(n_nodes, -1, dtype=np.int32)
+    depth = np.zeros(n_nodes, dtype=np.int32)
     pos = 0
     for t in range(tree_offsets.shape[0] - 1):
         base = tree_offsets[t]
@@ -163,6 +223,8 @@ def pack_breadth_first(tree_offsets, left, right):
                 packed_left[head] = pos
                 order[pos] = base + left[nid]
                 order[pos + 1] = base + right[nid]
+                depth[pos] = depth[head] + 1
+                depth[pos + 1] = depth[head] + 1
                 pos += 2
             head += 1
-    return order[:pos], packed_left[:pos]
+    return order[:pos], packed_left[:pos], depth[:pos]
