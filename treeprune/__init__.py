@@ -6,6 +6,7 @@ The public API::
     model = tp.load("legacy.json")
     result = tp.prune(model, X, y, tolerance=0.001)
     tp.compare(model, result.model, X, y)
+    tp.Scorecard(pdo=20, base_score=600, base_odds=50)
 """
 
 from __future__ import annotations
@@ -21,13 +22,31 @@ from .errors import (
     TreePruneError,
     UnsupportedModelError,
 )
-from .io import load
+from .io import load, save
 
 __version__ = "0.1.0"
 
+# imported on first use: they pull in scikit-learn, which a scoring process does not need
+_LAZY = {"prune": "prune", "PruneResult": "prune", "compare": "metrics", "Scorecard": "scorecard"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'treeprune' has no attribute {name!r}")
+
 __all__ = [
     "load",
+    "save",
     "Ensemble",
+    "prune",
+    "PruneResult",
+    "compare",
+    "Scorecard",
     "errors",
     "TreePruneError",
     "ModelFormatError",

@@ -11,9 +11,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, log_softmax, softmax
 
 from .errors import UnsupportedModelError
+
+
+# numpy forms of scipy.special's expit/log_softmax: importing scipy.special costs a scoring
+# process more time than the whole rest of `import treeprune`
+def expit(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    e = np.exp(-np.abs(m))
+    return np.where(m >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def log_softmax(m: np.ndarray, axis: int = 1) -> np.ndarray:
+    shifted = m - np.max(m, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def softmax(m: np.ndarray, axis: int = 1) -> np.ndarray:
+    return np.exp(log_softmax(m, axis=axis))
 
 #: Integer codes of the losses, shared with the Numba kernels (which cannot take strings).
 LOSS_CODES = {

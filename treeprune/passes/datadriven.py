@@ -189,7 +189,7 @@ def _project_values(ens: Ensemble, frame: LeafFrame, values: np.ndarray) -> np.n
 # --------------------------------------------------------------------------- refit
 def refit_leaves(ens: Ensemble, X: Any, y: Any, sample_weight: Any = None, *, l2: float = 50.0,
                  n_rounds: int = 10, update_base: bool = True, max_step: float = 1.0,
-                 frame: LeafFrame | None = None) -> Ensemble:
+                 frame: LeafFrame | None = None, device: str = "cpu") -> Ensemble:
     """Refit every leaf value (and the intercept) by cyclic Newton steps on the model's loss.
 
     Parameters
@@ -206,12 +206,23 @@ def refit_leaves(ens: Ensemble, X: Any, y: Any, sample_weight: Any = None, *, l2
         Cycles over all trees.
     update_base : bool
         Refit the intercept (base margin) too.
+    device : {"cpu", "cuda", "auto"}
+        ``"cuda"`` runs the refit on a GPU (``treeprune.kernels.cuda_refit``, needs
+        ``treeprune[gpu]``; raises :class:`~treeprune.errors.DeviceError` without a GPU);
+        ``"auto"`` uses the GPU when numba.cuda finds one, else the CPU.
 
     Returns
     -------
     Ensemble
         Same structure, new leaf values, tree weights folded into leaves, history appended.
     """
+    from ..kernels.device import resolve_device
+
+    if resolve_device(device) == "cuda":
+        from ..kernels.cuda_refit import refit_leaves_cuda
+
+        return refit_leaves_cuda(ens, X, y, sample_weight, l2=l2, n_rounds=n_rounds,
+                                 update_base=update_base, max_step=max_step, frame=frame)
     ens0 = ens
     ens = _unfold_intercept(ens)
     frame = frame if frame is not None else LeafFrame.build(ens, X)
