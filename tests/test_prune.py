@@ -202,3 +202,22 @@ def test_monotone_constraints_survive_pruning(lib):
     # and every candidate on the path, not only the chosen one
     for cand in result.candidates[::7]:
         _is_monotone(cand, rows[:50], 0, 1, grid[::4])
+
+
+def test_monotone_constraints_given_for_a_file(tmp_path):
+    """XGBoost files do not store training constraints: the caller can name them."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(2400, 3))
+    y = (X[:, 0] + 0.5 * np.sin(4 * X[:, 1]) + rng.logistic(size=2400) * 0.5 > 0).astype(float)
+    model = xgb.train({"max_depth": 4, "eta": 0.2, "objective": "binary:logistic",
+                       "monotone_constraints": "(1,0,0)", "nthread": 1},
+                      xgb.DMatrix(X[:1200], y[:1200], feature_names=["a", "b", "c"]), 50)
+    path = tmp_path / "mono.json"
+    model.save_model(path)
+    assert not any(tp.load(path).monotone_constraints)
+    result = tp.prune(path, X[1200:], y[1200:], tolerance=0.01,
+                      monotone_constraints={"a": 1})
+    assert result.model.monotone_constraints[0] == 1
+    _is_monotone(result.model, X[1200:1300], 0, 1, np.linspace(-4, 4, 81))
+    with pytest.raises(PruneError, match="unknown"):
+        tp.prune(path, X[1200:], y[1200:], monotone_constraints={"zz": 1})

@@ -113,6 +113,25 @@ def score_margin(ens: Ensemble, metric: str, margin: np.ndarray, y: np.ndarray,
     return ens.objective.loss_value(y, margin, sample_weight)
 
 
+def _constraints(ens: Ensemble, given: Any) -> tuple[int, ...]:
+    if isinstance(given, dict):
+        names = list(ens.feature_names)
+        unknown = [k for k in given if k not in names]
+        if unknown:
+            raise PruneError(f"monotone_constraints names unknown features: {unknown}")
+        out = [0] * ens.n_features
+        for k, v in given.items():
+            out[names.index(k)] = int(v)
+    else:
+        out = [int(v) for v in given]
+        if len(out) != ens.n_features:
+            raise PruneError(f"monotone_constraints has {len(out)} entries for "
+                             f"{ens.n_features} features")
+    if any(v not in (-1, 0, 1) for v in out):
+        raise PruneError("monotone constraints must be -1, 0 or +1")
+    return tuple(out)
+
+
 def _check_labels(ens: Ensemble, y: np.ndarray) -> None:
     o = ens.objective
     if not np.all(np.isfinite(y)):
@@ -155,6 +174,7 @@ def prune(
     n_rounds: int = 10,
     max_selected: int = 256,
     random_state: int = 0,
+    monotone_constraints: Any = None,
     device: str = "cpu",
     progress: bool = False,
 ) -> PruneResult:
@@ -184,6 +204,10 @@ def prune(
         Longest forward-selection path (trees).
     random_state : int
         Seeds the fit/judge split; the result is deterministic for a given value.
+    monotone_constraints : sequence of int or dict, optional
+        Constraints to keep (+1 increasing, -1 decreasing, 0 none), per feature or as
+        ``{feature_name: direction}``. By default those stored with the model; XGBoost model
+        *files* do not store them (only a Booster's config does), so pass them here for a file.
     device : {"cpu", "cuda", "auto"}
         Where leaf refits run.
     progress : bool
@@ -196,6 +220,8 @@ def prune(
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     ens = load(model)
+    if monotone_constraints is not None:
+        ens = ens.replace(monotone_constraints=_constraints(ens, monotone_constraints))
     if metric is None:
         metric = "auc" if ens.objective.is_binary else "loss"
     if metric not in HIGHER_IS_BETTER:
@@ -320,6 +346,7 @@ def prune(
               "metric": metric, "judge_fraction": judge_fraction, "l2": l2,
               "n_rounds": n_rounds, "max_selected": max_selected,
               "random_state": random_state, "device": device, "n_rows": n,
+              "monotone_constraints": list(ens.monotone_constraints),
               "n_fit": len(fit_idx), "n_judge": len(judge_idx)}
     return PruneResult(model=candidates[choice], original=ens, path=table, metric=metric,
                        original_metric=original_metric, timings=timings, params=params,
