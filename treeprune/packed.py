@@ -86,12 +86,14 @@ def pack(ens: Ensemble) -> Packed:
         flags[exact & ~is_leaf] |= FLAG_EXACT_LE
         thr = np.where(exact, thr, up)
     flags[nan_right & ~is_leaf] |= FLAG_NAN_RIGHT
-    # a leaf steps to itself under every rule: feature 0, threshold +inf, NaN goes "left"
-    flags[is_leaf] = FLAG_LEAF | FLAG_DEFAULT_LEFT | FLAG_MISSING_NAN
+    # a leaf steps to itself under every rule: its threshold is -inf, so no value (not even
+    # -inf) is below it and every row goes "right", to left + 1, with left = itself - 1; NaN
+    # goes right by flag
+    flags[is_leaf] = FLAG_LEAF | FLAG_NAN_RIGHT
     feature = np.where(is_leaf, 0, ens.feature[order]).astype(np.int32)
     info = (feature | (flags << FEATURE_BITS)).astype(np.int32)
-    left = np.where(is_leaf, np.arange(len(order)), packed_left).astype(np.int32)
-    threshold = np.where(is_leaf, np.inf, thr).astype(dtype)
+    left = np.where(is_leaf, np.arange(len(order)) - 1, packed_left).astype(np.int32)
+    threshold = np.where(is_leaf, -np.inf, thr).astype(dtype)
 
     tree_of_node = np.repeat(np.arange(ens.n_trees), np.diff(ens.tree_offsets))
     weight = ens.tree_weight[tree_of_node[order]]

@@ -1,8 +1,9 @@
 """Routing kernels: rows through trees, in each source library's exact decision rule.
 
 Nodes are *packed* per tree breadth first (``treeprune.packed``) so that the right child of a
-split is always ``left + 1``, every tree is one contiguous run, and a leaf points to itself with a
-threshold of +inf: stepping from a leaf stays on it, so a tree can be walked a fixed number of
+split is always ``left + 1``, every tree is one contiguous run, and a leaf has threshold -inf and
+``left`` one below itself, so that every value steps "right" onto the leaf again: stepping from a
+leaf stays on it, so a tree can be walked a fixed number of
 steps (its depth) without testing for leaves. Rows are processed in blocks; within a block the
 walk goes level by level across all rows, so the per-row load chains are independent and the CPU
 overlaps them.
