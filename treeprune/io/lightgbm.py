@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -153,6 +154,9 @@ def _parse_header(header: list[str]) -> dict[str, str]:
     return kv
 
 
+_PARAM_LINE = re.compile(r"^\[[A-Za-z_][A-Za-z0-9_]*: .*\]$")
+
+
 def _parse_tail(tail: list[str]) -> tuple[str | None, dict[str, str], str | None]:
     """Parameters block (raw text and parsed ``[key: value]``) and the pandas_categorical JSON."""
     params_text = None
@@ -171,9 +175,15 @@ def _parse_tail(tail: list[str]) -> tuple[str | None, dict[str, str], str | None
             params_text = "\n".join(body)
             for s in body:
                 s = s.strip()
-                if s.startswith("[") and s.endswith("]") and ":" in s:
-                    k, _, v = s[1:-1].partition(":")
-                    params[k.strip()] = v.strip()
+                if not s:
+                    continue
+                # LightGBM's own parser of this block can crash the process on a malformed
+                # line, and the writer copies the block back: refuse anything but [key: value]
+                if not _PARAM_LINE.match(s):
+                    raise _fail(f"malformed line in the parameters block: {s[:60]!r}; "
+                                "expected '[name: value]'")
+                k, _, v = s[1:-1].partition(":")
+                params[k.strip()] = v.strip()
             i = j + 1
             continue
         if line.startswith("pandas_categorical:"):
@@ -900,7 +910,17 @@ def to_booster(ens: Ensemble) -> Any:
     """A native ``lightgbm.Booster`` loaded from :func:`to_text`."""
     import lightgbm as lgb
 
-    return lgb.Booster(model_str=to_text(ens))
+    text = to_text(ens)
+    try:
+        return lgb.Booster(model_str=text)
+    except Exception as exc:  # noqa: BLE001 - LightGBM raises LightGBMError, JSON errors...
+        # the trees are ours and valid; what LightGBM can refuse is the source's parameters
+        # block, copied back verbatim (for example a hand-edited value of the wrong type)
+        raise ConversionError(
+            f"LightGBM refused the model text ({type(exc).__name__}: {exc}); if the source "
+            "file's parameters block was edited, restore it or drop source_meta"
+            "['parameters_text'] to write default parameters"
+        ) from exc
 
 
 __all__ = ["read_lightgbm_text", "read_lightgbm_object", "to_text", "to_booster",
