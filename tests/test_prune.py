@@ -69,7 +69,8 @@ def test_prune_shrinks_and_writes_exactly(lib, binary_data, xgb_model, lgb_model
                                rtol=0, atol=1e-5)
     # the history says what happened
     names = [rec.name for rec in pruned.history]
-    assert "select_trees" in names and "refit_leaves" in names
+    assert names[:2] == ["lossless", "select_trees"]
+    assert ("refit_leaves" in names) == bool(result.path["refit"].iloc[result.chosen])
 
 
 def test_prune_is_deterministic(binary_data, xgb_model):

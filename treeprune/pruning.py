@@ -41,7 +41,8 @@ class PruneResult:
     original : Ensemble
         The ensemble as loaded.
     path : pandas.DataFrame
-        Every candidate: ``n_trees``, ``n_leaves``, ``metric_fit``, ``metric_judge``, ``chosen``.
+        Every candidate: ``n_trees``, ``n_leaves``, ``refit`` (leaves refitted or not),
+        ``metric_fit``, ``metric_judge``, ``chosen``.
     metric : str
         The metric that chose (``auc``, ``gini``, ``ks`` or ``loss``).
     original_metric : float
@@ -293,22 +294,27 @@ def prune(
         iterator = tqdm(grid, desc="pruning", unit="size", leave=False)
     for k in iterator:
         selected = datadriven.take_selection(base_ens, path, k)
-        budgets = sorted({max(k, int(round(selected.n_leaves * f))) for f in LEAF_FRACTIONS},
+        # below two leaves per tree some trees turn into constants: pointless candidates
+        budgets = sorted({max(2 * k, int(round(selected.n_leaves * f))) for f in LEAF_FRACTIONS},
                          reverse=True)
+        budgets = [b for b in budgets if b <= selected.n_leaves]
         if max_leaves is not None:
             budgets = [b for b in budgets if b <= max_leaves] + (
                 [int(max_leaves)] if selected.n_leaves > max_leaves >= k else [])
             budgets = sorted(set(budgets), reverse=True)
         for budget in budgets:
-            cand = selected
-            if budget < cand.n_leaves:
-                cand = datadriven.collapse_by_data(cand, Xf, yf, budget, wf, l2=l2)
-            cand = _refit(cand, Xf, yf, wf, l2, n_rounds, device)
-            m_fit = evaluate(cand, metric, Xf, yf, wf)
-            m_judge = evaluate(cand, metric, Xj, yj, wj)
-            rows.append({"n_trees": cand.n_trees, "n_leaves": cand.n_leaves,
-                         "metric_fit": m_fit, "metric_judge": m_judge})
-            candidates.append(cand)
+            collapsed = selected
+            if budget < collapsed.n_leaves:
+                collapsed = datadriven.collapse_by_data(collapsed, Xf, yf, budget, wf, l2=l2)
+            # with and without the leaf refit: on small samples the refit can overfit the fit
+            # rows, and the held-out rows decide which one to trust
+            for refit in (False, True):
+                cand = _refit(collapsed, Xf, yf, wf, l2, n_rounds, device) if refit else collapsed
+                rows.append({"n_trees": cand.n_trees, "n_leaves": cand.n_leaves,
+                             "refit": refit,
+                             "metric_fit": evaluate(cand, metric, Xf, yf, wf),
+                             "metric_judge": evaluate(cand, metric, Xj, yj, wj)})
+                candidates.append(cand)
     timings["candidates"] = time.perf_counter() - t
 
     table = pd.DataFrame(rows)
@@ -333,7 +339,7 @@ def prune(
         scores = np.where(within, sign * table["metric_judge"].to_numpy(), -np.inf)
         choice = int(np.argmax(scores))
     if choice < 0:
-        rows.append({"n_trees": base_ens.n_trees, "n_leaves": base_ens.n_leaves,
+        rows.append({"n_trees": base_ens.n_trees, "n_leaves": base_ens.n_leaves, "refit": False,
                      "metric_fit": evaluate(base_ens, metric, Xf, yf, wf),
                      "metric_judge": evaluate(base_ens, metric, Xj, yj, wj)})
         candidates.append(base_ens)

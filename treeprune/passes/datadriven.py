@@ -328,7 +328,8 @@ def collapse_by_data(ens: Ensemble, X: Any, y: Any, max_leaves: int, sample_weig
     ``C_S = sum(H_l v_l^2 / 2 - G_l v_l)``; the new leaf takes the minimiser ``B_S / H_S``.
     Splits are collapsed bottom-up, the smallest cost per removed leaf first. Subtrees no row
     reaches get the cover-weighted mean of their leaves; ``l2`` (in rows, as in
-    :func:`refit_leaves`) shrinks every new leaf towards that mean.
+    :func:`refit_leaves`) shrinks every new leaf towards that mean. Leaves are then projected
+    onto the model's monotone constraints, if it has any.
     """
     ens0 = ens
     frame = frame if frame is not None else LeafFrame.build(ens, X)
@@ -425,6 +426,9 @@ def collapse_by_data(ens: Ensemble, X: Any, y: Any, max_leaves: int, sample_weig
         local = np.flatnonzero(collapsed[off:off + tree.n_nodes])
         for name in ("left", "right", "feature", "cat_index"):
             tree.nodes[name][local] = -1
+    if any(ens.monotone_constraints):
+        constraints = tuple(int(c) for c in ens.monotone_constraints)
+        trees = [project_monotone(tree, constraints) for tree in trees]
     out = assemble(staged, trees)
     if out.source == "xgboost":
         out = out.replace(value=np.where(out.left < 0, out.value.astype(np.float32), out.value))
