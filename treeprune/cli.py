@@ -1,0 +1,639 @@
+"""The ``treeprune`` command line.
+
+::
+
+    treeprune inspect MODEL [--json]
+    treeprune prune MODEL --data FILE --target COL [--tolerance T | --max-leaves N | --max-trees N]
+                    --out FILE [--report FILE] [--random-state N] [--force]
+    treeprune compare A B --data FILE [--target COL] [--json]
+    treeprune bench MODEL --data FILE [--rows N] [--json]
+    treeprune export-sql MODEL --table NAME [--out FILE]
+    treeprune demo [--out-dir DIR]
+
+Data files are CSV (``.csv``, ``.csv.gz``, ...) or Parquet (``.parquet``/``.pq``, or any file
+starting with Parquet's magic bytes). Results go to stdout (``--json`` for scripts), progress and
+messages to stderr (``--quiet`` silences them). Every error is one line on stderr,
+``treeprune: error: <message>``, with exit status 2 for usage, model and data errors and 1 for
+anything else; there is never a traceback (set ``TREEPRUNE_DEBUG=1`` to see one). No command
+overwrites an existing file without ``--force``, and none ever writes over its input model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from .errors import (
+    DataError,
+    ModelFormatError,
+    PruneError,
+    TreePruneError,
+    UnsupportedModelError,
+)
+
+#: Exit status of usage, model and data errors (the user can fix the command) and of the rest.
+EXIT_USAGE, EXIT_FAILURE = 2, 1
+_USAGE_ERRORS = (DataError, ModelFormatError, UnsupportedModelError, PruneError)
+_DEMO_MARKER = ".treeprune-demo"
+
+
+class CliError(TreePruneError):
+    """A problem with the command's arguments or files (exit status 2)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------
+def _say(ctx_quiet: bool, message: str) -> None:
+    if not ctx_quiet:
+        click.echo(message, err=True)
+
+
+def _emit_json(obj: Any) -> None:
+    click.echo(json.dumps(_jsonable(obj), indent=2, sort_keys=False, allow_nan=False))
+
+
+def _jsonable(value: Any) -> Any:
+    from .report import _jsonable as conv
+
+    return conv(value)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_output(path: Path, force: bool, inputs: list[Path], what: str = "output") -> None:
+    """Refuse an existing ``path`` without ``--force`` and any path that is one of the inputs."""
+    for inp in inputs:
+        if _same_file(path, inp) or path.resolve() == inp.resolve():
+            raise CliError(f"refusing to write the {what} over the input file {inp}; "
+                           "choose another path")
+    if path.is_dir():
+        raise CliError(f"{what} path is a directory: {path}")
+    if path.exists() and not force:
+        raise CliError(f"{what} file exists: {path}; pass --force to overwrite it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise CliError(f"{what} folder does not exist: {parent}")
+
+
+def read_data(path: str | os.PathLike) -> Any:
+    """A pandas DataFrame from a CSV or Parquet file."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.exists():
+        raise CliError(f"data file not found: {p}")
+    if p.is_dir():
+        raise CliError(f"expected a data file, got a directory: {p}")
+    name = p.name.lower()
+    try:
+        with open(p, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise CliError(f"cannot read data file {p}: {exc.strerror or exc}") from exc
+    try:
+        if name.endswith((".parquet", ".pq")) or magic == b"PAR1":
+            return pd.read_parquet(p)
+        frame = pd.read_csv(p)
+    except (ValueError, OSError, ImportError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot read data file {p}: {msg}") from exc
+    if frame.shape[1] == 0:
+        raise DataError(f"data file {p} has no columns")
+    return frame
+
+
+def _split_target(frame: Any, target: str | None, path: str) -> tuple[Any, Any]:
+    if target is None:
+        return frame, None
+    if target not in frame.columns:
+        shown = ", ".join(map(str, list(frame.columns)[:10]))
+        more = " ..." if frame.shape[1] > 10 else ""
+        raise DataError(f"target column {target!r} not in {path} (columns: {shown}{more})")
+    y = frame[target]
+    if y.isna().any():
+        raise DataError(f"target column {target!r} has {int(y.isna().sum())} missing values")
+    return frame.drop(columns=[target]), y.to_numpy()
+
+
+def _load_model(path: str) -> Any:
+    from .io import load
+
+    return load(path)
+
+
+def _model_json(ens: Any, path: str | None = None) -> dict[str, Any]:
+    from .report import file_sha256
+
+    depths = ens.tree_depths()
+    names = list(ens.feature_names) or [f"f{i}" for i in range(ens.n_features)]
+    leaves = ens.tree_n_leaves()
+    out: dict[str, Any] = {
+        "source": ens.source,
+        "objective": ens.objective.name,
+        "n_classes": ens.objective.n_classes,
+        "n_trees": ens.n_trees,
+        "n_leaves": ens.n_leaves,
+        "n_nodes": ens.n_nodes,
+        "max_depth": int(depths.max()) if len(depths) else 0,
+        "leaves_per_tree": {"min": int(leaves.min()) if len(leaves) else 0,
+                            "median": float(np.median(leaves)) if len(leaves) else 0,
+                            "max": int(leaves.max()) if len(leaves) else 0},
+        "n_features": ens.n_features,
+        "features_used": [names[i] for i in ens.features_used()],
+        "categorical_splits": int(np.count_nonzero((ens.cat_index >= 0) & (ens.left >= 0))),
+        "base_margin": np.asarray(ens.base_margin, dtype=float).tolist(),
+        "monotone_constraints": {names[i]: c for i, c in enumerate(ens.monotone_constraints)
+                                 if c},
+    }
+    if path is not None:
+        out = {"file": str(path), "file_sha256": file_sha256(path), **out}
+    return out
+
+
+def _median_us(fn: Any, rows: np.ndarray, repeats: int) -> float:
+    times = []
+    n = len(rows)
+    for i in range(repeats):
+        row = rows[i % n: i % n + 1]
+        t = time.perf_counter()
+        fn(row)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1e6)
+
+
+def _best_s(fn: Any, X: np.ndarray, repeats: int) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn(X)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _native_predictor(ens: Any, model_path: str | None, n_threads: int) -> Any:
+    """A function rows -> native prediction, from the model file when there is one."""
+    if ens.source == "xgboost":
+        import xgboost as xgb
+
+        booster = xgb.Booster(model_file=str(model_path)) if model_path else ens.to_xgboost()
+        booster.set_param({"nthread": n_threads})
+        return lambda X: booster.inplace_predict(X)
+    import lightgbm as lgb
+
+    booster = lgb.Booster(model_file=str(model_path)) if model_path else ens.to_lightgbm()
+    return lambda X: booster.predict(X, num_threads=n_threads)
+
+
+def latency(ens: Any, X: np.ndarray, model_path: str | None = None, single_repeats: int = 300,
+            batch_repeats: int = 3, native: bool = True) -> dict[str, Any]:
+    """Single-row (median microseconds) and batch (best seconds) latency, treeprune vs native.
+
+    ``X`` is the model's matrix (float64, columns in the model's order). Native predictions come
+    from the XGBoost/LightGBM library loading ``model_path`` (or the ensemble written back).
+    """
+    out: dict[str, Any] = {"rows": int(len(X))}
+    tp_fn = ens.predict
+    tp_fn(X[:1])  # compile / warm up
+    tp_fn(X[: min(len(X), 1000)])
+    out["treeprune"] = {"single_row_us": _median_us(tp_fn, X, single_repeats),
+                        "batch_s": _best_s(tp_fn, X, batch_repeats)}
+    if native:
+        try:
+            # one thread for single rows (as treeprune's serial path), all cores for batches
+            single = _native_predictor(ens, model_path, 1)
+            batch = _native_predictor(ens, model_path, os.cpu_count() or 1)
+            single(X[:1])
+            batch(X[:1])
+            out["native"] = {"single_row_us": _median_us(single, X, single_repeats),
+                             "batch_s": _best_s(batch, X, batch_repeats)}
+        except Exception as exc:  # the native library may reject odd inputs: report, go on
+            out["native"] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+    return out
+
+
+def _print_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join(f"{h:<{widths[0]}}" if i == 0 else f"{h:>{widths[i]}}"
+                     for i, h in enumerate(header))
+    click.echo(line)
+    click.echo("  ".join("-" * w for w in widths))
+    for r in rows:
+        click.echo("  ".join(f"{str(v):<{widths[0]}}" if i == 0 else f"{str(v):>{widths[i]}}"
+                             for i, v in enumerate(r)))
+
+
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars or messages.")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print one JSON document on stdout (for scripts).")
+
+
+# ------------------------------------------------------------------------------------------------
+# commands
+# ------------------------------------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="treeprune", prog_name="treeprune")
+def cli() -> None:
+    """Make legacy XGBoost/LightGBM ensembles small, prove it, and write them back."""
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@json_option
+def inspect(model: str, as_json: bool) -> None:
+    """Print a model's summary: trees, leaves, depths, features, objective."""
+    ens = _load_model(model)
+    if as_json:
+        _emit_json(_model_json(ens, model))
+        return
+    click.echo(f"{model}")
+    click.echo(ens.summary())
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
+              help="Validation data (CSV or Parquet), not the training set.")
+@click.option("--target", required=True, help="Label column in the data.")
+@click.option("--tolerance", type=float, default=None,
+              help="Allowed loss of the metric on held-out rows (default 0.001).")
+@click.option("--max-leaves", type=int, default=None, help="Leaf budget instead of a tolerance.")
+@click.option("--max-trees", type=int, default=None, help="Tree budget instead of a tolerance.")
+@click.option("--metric", type=click.Choice(["auc", "gini", "ks", "loss"]), default=None,
+              help="Metric that chooses (default auc for binary models, loss otherwise).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Pruned model file (.json/.ubj XGBoost, .txt LightGBM).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the change report (.html, or .md for markdown).")
+@click.option("--random-state", type=int, default=0, show_default=True,
+              help="Seed of the fit/judge split.")
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@quiet_option
+@json_option
+def prune(model: str, data_path: str, target: str, tolerance: float | None,
+          max_leaves: int | None, max_trees: int | None, metric: str | None, out_path: str,
+          report_path: str | None, random_state: int, force: bool, quiet: bool,
+          as_json: bool) -> None:
+    """Prune MODEL on validation data and save the smaller model."""
+    from .pruning import prune as run_prune
+
+    budgets = [n for n, v in (("--tolerance", tolerance), ("--max-leaves", max_leaves),
+                              ("--max-trees", max_trees)) if v is not None]
+    if len(budgets) > 1:
+        raise click.UsageError(f"give only one of --tolerance, --max-leaves, --max-trees "
+                               f"(got {', '.join(budgets)})")
+    inputs = [Path(model), Path(data_path)]
+    out = Path(out_path)
+    _check_output(out, force, inputs)
+    report = Path(report_path) if report_path else None
+    if report is not None:
+        if report.resolve() == out.resolve():
+            raise CliError("--report and --out name the same file")
+        _check_output(report, force, inputs, "report")
+    _say(quiet, f"loading {model}")
+    ens = _load_model(model)
+    _say(quiet, f"reading {data_path}")
+    X, y = _split_target(read_data(data_path), target, data_path)
+    result = run_prune(ens, X, y, tolerance=tolerance, max_leaves=max_leaves,
+                       max_trees=max_trees, metric=metric, random_state=random_state,
+                       progress=not quiet)
+    result.model.save(out, overwrite=True)
+    _say(quiet, f"wrote {out}")
+    if report is not None:
+        result.report(report)
+        _say(quiet, f"wrote {report}")
+    if as_json:
+        from .report import manifest
+
+        _emit_json({
+            "summary": result.summary(),
+            "output": str(out),
+            "report": None if report is None else str(report),
+            "metric": result.metric,
+            "original_metric": result.original_metric,
+            "pruned_metric": result.chosen_metric,
+            "original": {"n_trees": ens.n_trees, "n_leaves": ens.n_leaves},
+            "pruned": {"n_trees": result.model.n_trees, "n_leaves": result.model.n_leaves},
+            "manifest": manifest(result),
+        })
+        return
+    click.echo(result.summary())
+
+
+@cli.command()
+@click.argument("model_a", metavar="A", type=click.Path(dir_okay=False))
+@click.argument("model_b", metavar="B", type=click.Path(dir_okay=False))
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
+              help="Rows to score (CSV or Parquet).")
+@click.option("--target", default=None, help="Label column (metrics and bad rates need it).")
+@click.option("--output", type=click.Choice(["prediction", "margin"]), default="prediction",
+              show_default=True, help="Compare probabilities/predictions or margins.")
+@quiet_option
+@json_option
+def compare(model_a: str, model_b: str, data_path: str, target: str | None, output: str,
+            quiet: bool, as_json: bool) -> None:
+    """Compare two models on the same rows: metrics, correlations, PSI, swap sets."""
+    from .metrics import compare as run_compare
+
+    a, b = _load_model(model_a), _load_model(model_b)
+    X, y = _split_target(read_data(data_path), target, data_path)
+    _say(quiet, f"comparing {model_a} (A) with {model_b} (B) on {len(X):,} rows")
+    cmp = run_compare(a, b, X, y, output=output)
+    if as_json:
+        _emit_json({"a": model_a, "b": model_b, **cmp.to_dict()})
+        return
+    click.echo(str(cmp))
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
+              help="Rows to score (CSV or Parquet).")
+@click.option("--rows", type=click.IntRange(min=1), default=None,
+              help="Use the first N rows for the batch timing (default: all).")
+@click.option("--target", default=None, help="A label column to drop from the data.")
+@click.option("--repeats", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Single-row predictions timed (the median is reported).")
+@quiet_option
+@json_option
+def bench(model: str, data_path: str, rows: int | None, target: str | None, repeats: int,
+          quiet: bool, as_json: bool) -> None:
+    """Single-row and batch latency: treeprune against the native library."""
+    from .data import to_matrix
+
+    ens = _load_model(model)
+    frame, _ = _split_target(read_data(data_path), target, data_path)
+    if rows is not None:
+        frame = frame.iloc[:rows]
+    X = to_matrix(ens, frame, np.float64)
+    if len(X) == 0:
+        raise DataError(f"data file {data_path} has no rows")
+    _say(quiet, f"timing {ens.n_trees} trees on {len(X):,} rows")
+    res = latency(ens, X, model_path=model, single_repeats=repeats)
+    res["model"] = model
+    if as_json:
+        _emit_json(res)
+        return
+    table = []
+    for name in ("treeprune", "native"):
+        r = res.get(name, {})
+        if "error" in r:
+            table.append((name, "n/a", "n/a", "n/a"))
+            continue
+        table.append((name, f"{r['single_row_us']:.1f}", f"{r['batch_s'] * 1e3:.2f}",
+                      f"{len(X) / max(r['batch_s'], 1e-12):,.0f}"))
+    click.echo(f"{model}: {ens.n_trees} trees, {ens.n_leaves} leaves; batch of {len(X):,} rows")
+    _print_table(table, ("", "single row (us)", "batch (ms)", "rows/s"))
+    if "error" in res.get("native", {}):
+        click.echo(f"native: {res['native']['error']}")
+
+
+@cli.command("export-sql")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--table", required=True, help="Table whose columns are the model's features.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the SQL here instead of stdout.")
+@click.option("--dialect", type=click.Choice(["sqlite", "postgresql"]), default="sqlite",
+              show_default=True)
+@click.option("--order-by", default=None, help="Column that orders the rows (default rowid in "
+              "SQLite).")
+@click.option("--pdo", type=float, default=20.0, show_default=True, help="Scorecard points to "
+              "double the odds.")
+@click.option("--base-score", type=float, default=600.0, show_default=True)
+@click.option("--base-odds", type=float, default=50.0, show_default=True,
+              help="Good:bad odds at the base score.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
+@quiet_option
+def export_sql(model: str, table: str, out_path: str | None, dialect: str, order_by: str | None,
+               pdo: float, base_score: float, base_odds: float, force: bool,
+               quiet: bool) -> None:
+    """Write MODEL as one SQL query: margin, probability and score per row of TABLE."""
+    from .io._files import atomic_write_bytes
+    from .scorecard import Scorecard
+    from .sql import to_sql
+
+    if out_path is not None:
+        _check_output(Path(out_path), force, [Path(model)])
+    ens = _load_model(model)
+    scorecard = Scorecard(pdo=pdo, base_score=base_score, base_odds=base_odds)
+    sql = to_sql(ens, table, scorecard=scorecard if ens.objective.is_binary else None,
+                 dialect=dialect, order_by=order_by)
+    if out_path is None:
+        click.echo(sql, nl=False)
+        return
+    atomic_write_bytes(Path(out_path), sql.encode("utf-8"), overwrite=True,
+                       protect=ens.source_meta.get("source_path"))
+    _say(quiet, f"wrote {out_path} ({len(sql):,} characters)")
+
+
+@cli.command()
+@click.option("--out-dir", type=click.Path(file_okay=False), default="demo_output",
+              show_default=True, help="Folder for the models and the report.")
+@click.option("--trees", type=click.IntRange(min=1), default=400, show_default=True,
+              help="Trees of the legacy model.")
+@click.option("--force", is_flag=True, help="Write into a folder that holds other files.")
+@quiet_option
+def demo(out_dir: str, trees: int, force: bool, quiet: bool) -> None:
+    """The whole job on the embedded Taiwan credit data, start to finish.
+
+    Trains a legacy XGBoost model (depth 6, eta 0.05) on 60% of the rows, loads it, checks it
+    against XGBoost, prunes it on a 20% prune part, compares both on the last 20% and saves the
+    pruned model (XGBoost JSON) and the report next to the original in OUT_DIR.
+    """
+    run_demo(Path(out_dir), n_trees=trees, force=force, quiet=quiet)
+
+
+# ------------------------------------------------------------------------------------------------
+# the demo
+# ------------------------------------------------------------------------------------------------
+def _prepare_out_dir(folder: Path, force: bool, names: list[str]) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise CliError(f"--out-dir is a file: {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / _DEMO_MARKER
+    clash = [n for n in names if (folder / n).exists()]
+    if clash and not marker.exists() and not force:
+        raise CliError(f"{folder} already holds {', '.join(clash)} (not from a demo run); "
+                       "pass --force or choose another --out-dir")
+    marker.write_text("files in this folder were written by `treeprune demo`\n")
+
+
+def run_demo(out_dir: Path, n_trees: int = 400, force: bool = False, quiet: bool = False) -> dict:
+    """What ``treeprune demo`` does; returns the numbers it prints (and the file paths)."""
+    import xgboost as xgb
+    from sklearn.model_selection import train_test_split
+
+    from .datasets import load_taiwan
+    from .io import load
+    from .metrics import auc, gini, ks
+    from .pruning import prune as run_prune
+
+    names = ["legacy_model.json", "pruned_model.json", "report.html"]
+    _prepare_out_dir(out_dir, force, names)
+    legacy_path, pruned_path, report_path = (out_dir / n for n in names)
+    echo = click.echo
+    t0 = time.perf_counter()
+
+    X, y = load_taiwan()
+    idx = np.arange(len(y))
+    train_idx, rest = train_test_split(idx, train_size=0.6, random_state=0, stratify=y)
+    prune_idx, test_idx = train_test_split(rest, test_size=0.5, random_state=0,
+                                           stratify=y.iloc[rest])
+    Xtr, ytr = X.iloc[train_idx], y.iloc[train_idx]
+    Xpr, ypr = X.iloc[prune_idx], y.iloc[prune_idx]
+    Xte, yte = X.iloc[test_idx], y.iloc[test_idx].to_numpy()
+    echo(f"Taiwan credit default data: {len(y):,} rows, {X.shape[1]} features, "
+         f"{y.mean():.1%} defaults; train {len(train_idx):,} / prune {len(prune_idx):,} / "
+         f"test {len(test_idx):,}")
+
+    _say(quiet, f"training the legacy model: XGBoost, {n_trees} trees, depth 6, eta 0.05 ...")
+    t = time.perf_counter()
+    params = {"objective": "binary:logistic", "max_depth": 6, "eta": 0.05, "subsample": 0.8,
+              "colsample_bytree": 0.8, "min_child_weight": 5, "tree_method": "hist",
+              "nthread": os.cpu_count() or 1, "seed": 0, "verbosity": 0}
+    booster = xgb.train(params, xgb.DMatrix(Xtr, ytr), num_boost_round=n_trees)
+    booster.save_model(str(legacy_path))
+    echo(f"trained and saved {legacy_path} in {time.perf_counter() - t:.1f}s")
+
+    echo("")
+    echo("== the legacy model, as treeprune reads it ==")
+    ens = load(legacy_path)
+    echo(ens.summary())
+
+    native = xgb.Booster(model_file=str(legacy_path))
+    dte = xgb.DMatrix(Xte)
+    native_margin = native.predict(dte, output_margin=True)
+    native_leaf = native.predict(dte, pred_leaf=True).astype(np.int64)
+    tp_margin = ens.predict(Xte, output="margin")
+    tp_leaf = ens.predict(Xte, output="leaf")
+    max_diff = float(np.max(np.abs(native_margin - tp_margin)))
+    leaf_agree = float(np.mean(native_leaf == tp_leaf))
+    echo("")
+    echo(f"agreement with XGBoost on {len(Xte):,} test rows: max |margin diff| {max_diff:.2e}, "
+         f"leaf indices identical for {leaf_agree:.4%} of (row, tree) pairs")
+
+    echo("")
+    _say(quiet, "pruning on the prune part (tolerance 0.001 AUC on held-out rows) ...")
+    result = run_prune(ens, Xpr, ypr, tolerance=0.001, random_state=0, progress=not quiet)
+    echo(result.summary())
+    pruned = result.model
+    pruned.save(pruned_path, overwrite=True)
+
+    # the pruned model as production would read it: native XGBoost on the saved file
+    native_pruned = xgb.Booster(model_file=str(pruned_path))
+    reload_diff = float(np.max(np.abs(native_pruned.predict(dte, output_margin=True)
+                                      - pruned.predict(Xte, output="margin"))))
+
+    Xm = np.ascontiguousarray(Xte.to_numpy(dtype=np.float64))
+    rows = {}
+    for label, model, path in (("original", ens, legacy_path), ("pruned", pruned, pruned_path)):
+        score = model.predict(Xte)
+        lat = latency(model, Xm[:2000], model_path=str(path), single_repeats=300,
+                      batch_repeats=1)
+        rows[label] = {
+            "trees": model.n_trees,
+            "leaves": model.n_leaves,
+            "auc": auc(yte, score),
+            "gini": gini(yte, score),
+            "ks": ks(yte, score),
+            "latency_us": lat["treeprune"]["single_row_us"],
+            "native_latency_us": lat["native"].get("single_row_us", math.nan),
+        }
+    echo("")
+    echo(f"== before / after on the {len(Xte):,} test rows ==")
+    fmt = {"trees": "{:,}", "leaves": "{:,}", "auc": "{:.4f}", "gini": "{:.4f}", "ks": "{:.4f}",
+           "latency_us": "{:.1f}", "native_latency_us": "{:.1f}"}
+    labels = {"trees": "trees", "leaves": "leaves", "auc": "test AUC", "gini": "test Gini",
+              "ks": "test KS", "latency_us": "single-row latency, treeprune (us)",
+              "native_latency_us": "single-row latency, XGBoost (us)"}
+    table = [(labels[k], fmt[k].format(rows["original"][k]), fmt[k].format(rows["pruned"][k]))
+             for k in fmt]
+    _print_table(table, ("", "original", "pruned"))
+
+    echo("")
+    echo(f"pruned model saved as XGBoost JSON: {pruned_path} (XGBoost reloads it: max |margin "
+         f"diff| {reload_diff:.2e})")
+    result.report(report_path, X=Xte, y=yte)
+    echo(f"report: {report_path}")
+    echo(f"done in {time.perf_counter() - t0:.1f}s")
+    return {"rows": rows, "max_margin_diff": max_diff, "leaf_agreement": leaf_agree,
+            "reload_diff": reload_diff, "legacy": str(legacy_path), "pruned": str(pruned_path),
+            "report": str(report_path)}
+
+
+# ------------------------------------------------------------------------------------------------
+# entry point
+# ------------------------------------------------------------------------------------------------
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())
+
+
+_NO_ARGS_IS_HELP: type[BaseException] = getattr(click.exceptions, "NoArgsIsHelpError",
+                                                 type("_Never", (Exception,), {}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns (and, as a console script, exits with) the status."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = bool(os.environ.get("TREEPRUNE_DEBUG"))
+    try:
+        rv = cli.main(args=args, prog_name="treeprune", standalone_mode=False)
+        return int(rv) if isinstance(rv, int) else 0
+    except _NO_ARGS_IS_HELP as exc:  # click >= 8.2: a bare `treeprune` shows the help
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        return EXIT_USAGE
+    except click.UsageError as exc:
+        hint = ""
+        if exc.ctx is not None:
+            hint = f" (see '{exc.ctx.command_path} --help')"
+        click.echo(f"treeprune: error: {_one_line(exc.format_message())}{hint}", err=True)
+        return EXIT_USAGE
+    except click.ClickException as exc:
+        click.echo(f"treeprune: error: {_one_line(exc.format_message())}", err=True)
+        return exc.exit_code or EXIT_FAILURE
+    except click.exceptions.Abort:
+        click.echo("treeprune: error: interrupted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("treeprune: error: interrupted", err=True)
+        return 130
+    except BaseException as exc:  # every failure is one line, never a traceback
+        if isinstance(exc, SystemExit):
+            return int(exc.code) if isinstance(exc.code, int) else EXIT_FAILURE
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        if isinstance(exc, (CliError, *_USAGE_ERRORS)):
+            status = EXIT_USAGE
+        elif isinstance(exc, FileNotFoundError):
+            status = EXIT_USAGE
+        else:
+            status = EXIT_FAILURE
+        if isinstance(exc, (TreePruneError, OSError)):
+            message = _one_line(exc)
+            if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
+                message = f"{message}: {exc.filename}"
+        elif isinstance(exc, MemoryError):
+            message = "out of memory"
+        else:
+            message = f"unexpected {type(exc).__name__}: {_one_line(exc)}"
+        click.echo(f"treeprune: error: {message}", err=True)
+        return status
+
+
+__all__ = ["CliError", "cli", "latency", "main", "read_data", "run_demo"]
