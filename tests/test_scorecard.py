@@ -444,3 +444,34 @@ def test_points_table_matches_native_library_on_edge_values(source):
     np.testing.assert_allclose(got, sc.score_from_margin(margin), rtol=0, atol=atol)
     np.testing.assert_allclose(got, sc.score_from_margin(reference_margin(ens, X)), rtol=0,
                                atol=1e-9)
+
+
+@pytest.mark.parametrize("lib", ["xgboost", "lightgbm"])
+def test_scorecard_travels_with_the_saved_model(lib, tmp_path):
+    """Saved with the model, a reload scores identically (and the natives still load it)."""
+    import lightgbm as lgb
+    import xgboost as xgb
+
+    import treeprune as tp
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(500, 4))
+    y = (X[:, 0] + rng.logistic(size=500) > 0).astype(float)
+    if lib == "xgboost":
+        model = xgb.train({"max_depth": 3, "objective": "binary:logistic"}, xgb.DMatrix(X, y), 10)
+        path = tmp_path / "m.json"
+    else:
+        model = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(X, y), 10)
+        path = tmp_path / "m.txt"
+    sc = tp.Scorecard(pdo=40, base_score=500, base_odds=20, rounding="integer")
+    ens = tp.load(model).with_scorecard(sc)
+    ens.save(path)
+    again = tp.load(path)
+    assert again.scorecard == sc
+    np.testing.assert_array_equal(again.predict(X, output="score"), ens.predict(X, output="score"))
+    np.testing.assert_array_equal(
+        again.predict(X, output="score"),
+        sc.score_from_margin(again.predict(X, output="margin")))
+    native = (xgb.Booster(model_file=str(path)).predict(xgb.DMatrix(X), output_margin=True)
+              if lib == "xgboost" else lgb.Booster(model_file=str(path)).predict(X, raw_score=True))
+    np.testing.assert_allclose(native, ens.predict(X, output="margin"), atol=1e-5)

@@ -186,11 +186,12 @@ class Ensemble:
         X : array-like or pandas.DataFrame, shape (n_rows, n_features)
             DataFrame columns are aligned to the model's feature names; categorical columns are
             encoded with the categories the model stores.
-        output : {"prediction", "margin", "leaf", "per_tree"}
+        output : {"prediction", "margin", "leaf", "per_tree", "score"}
             ``"prediction"``: probability (binary), class probabilities (multiclass) or the
             prediction on the response scale. ``"margin"``: raw score before the link.
             ``"leaf"``: int32 (n_rows, n_trees) leaf ids in the native numbering.
             ``"per_tree"``: (n_rows, n_trees) contribution of each tree to its group's margin.
+            ``"score"``: scorecard points from the margin with the saved :attr:`scorecard`.
         n_threads : int, optional
             Threads for the row-parallel kernels (default: all cores numba sees).
 
@@ -201,6 +202,28 @@ class Ensemble:
         from .predict import predict_ensemble
 
         return predict_ensemble(self, X, output=output, n_threads=n_threads)
+
+    # -- scorecard ---------------------------------------------------------------------------
+    @property
+    def scorecard(self) -> Any:
+        """The :class:`~treeprune.Scorecard` saved with this model, or None."""
+        stored = self.source_meta.get("treeprune_scorecard")
+        if not stored:
+            return None
+        from .scorecard import Scorecard
+
+        return Scorecard.from_dict(stored)
+
+    def with_scorecard(self, scorecard: Any) -> Ensemble:
+        """A copy that carries ``scorecard``; ``save`` stores it in the model file (an XGBoost
+        attribute, a line of the LightGBM text), so that a reload scores identically."""
+        from .errors import UnsupportedModelError
+
+        if scorecard is not None and not self.objective.is_binary:
+            raise UnsupportedModelError("scorecard points need a binary (logistic) model")
+        meta = dict(self.source_meta)
+        meta["treeprune_scorecard"] = None if scorecard is None else scorecard.to_dict()
+        return self.replace(source_meta=meta)
 
     # -- output ------------------------------------------------------------------------------
     def save(self, path: Any, format: str | None = None, overwrite: bool = True) -> None:

@@ -14,7 +14,7 @@ from .errors import DataError
 from .kernels.traverse import leaves_blocked, margins_blocked, margins_rows
 from .packed import Packed, pack
 
-OUTPUTS = ("prediction", "margin", "leaf", "per_tree")
+OUTPUTS = ("prediction", "margin", "leaf", "per_tree", "score")
 
 
 @contextmanager
@@ -60,6 +60,11 @@ def predict_ensemble(ens: Ensemble, X: Any, output: str = "prediction",
     """See :meth:`Ensemble.predict`."""
     if output not in OUTPUTS:
         raise DataError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
+    if output == "score":
+        scorecard = ens.scorecard
+        if scorecard is None:
+            raise DataError("output='score' needs a scorecard: model.with_scorecard(Scorecard(...))")
+        return scorecard.score_from_margin(predict_ensemble(ens, X, "margin", n_threads))
     p = pack(ens)
     Xm = to_matrix(ens, X, p.dtype)
     if output in ("margin", "prediction"):

@@ -47,6 +47,9 @@ from ..errors import ConversionError, ModelFormatError, UnsupportedModelError
 from ..objectives import Objective, lightgbm_objective
 from ..trees import Tree, assemble, bfs_order, compact, empty_nodes, get_trees
 
+#: Line (and source_meta key) holding the Scorecard saved with the model.
+SCORECARD_KEY = "treeprune_scorecard"
+
 #: LightGBM's ``kZeroThreshold`` (the float 1e-35f as a double).
 K_ZERO_THRESHOLD = 1.0000000180025095e-35
 
@@ -157,8 +160,11 @@ def _parse_header(header: list[str]) -> dict[str, str]:
 _PARAM_LINE = re.compile(r"^\[[A-Za-z_][A-Za-z0-9_]*: .*\]$")
 
 
-def _parse_tail(tail: list[str]) -> tuple[str | None, dict[str, str], str | None]:
-    """Parameters block (raw text and parsed ``[key: value]``) and the pandas_categorical JSON."""
+def _parse_tail(tail: list[str]
+                ) -> tuple[str | None, dict[str, str], str | None, dict[str, Any] | None]:
+    """Parameters block (raw text and parsed ``[key: value]``), the pandas_categorical JSON and
+    the scorecard treeprune saved with the model."""
+    scorecard = None
     params_text = None
     params: dict[str, str] = {}
     pandas_json = None
@@ -188,8 +194,16 @@ def _parse_tail(tail: list[str]) -> tuple[str | None, dict[str, str], str | None
             continue
         if line.startswith("pandas_categorical:"):
             pandas_json = line[len("pandas_categorical:"):]
+        if line.startswith(SCORECARD_KEY + ":"):
+            try:
+                scorecard = json.loads(line[len(SCORECARD_KEY) + 1:])
+            except ValueError as exc:
+                raise _fail(f"the {SCORECARD_KEY} line is not valid JSON: {exc}") from None
+            if not isinstance(scorecard, dict):
+                raise _fail(f"the {SCORECARD_KEY} line should hold a JSON object")
+
         i += 1
-    return params_text, params, pandas_json
+    return params_text, params, pandas_json, scorecard
 
 
 def _tree_kv(t: int, block: list[str]) -> dict[str, str]:
@@ -524,7 +538,7 @@ def read_lightgbm_text(text: str) -> Ensemble:
     if len(blocks) % ntpi:
         raise _fail(f"{len(blocks)} trees is not a multiple of num_tree_per_iteration={ntpi}")
 
-    params_text, params, pandas_json = _parse_tail(tail)
+    params_text, params, pandas_json, scorecard = _parse_tail(tail)
     if params.get("linear_tree", "0").strip() not in ("0", "", "false"):
         raise UnsupportedModelError(
             "this model was trained with linear_tree=True (linear leaves); treeprune supports only "
@@ -593,6 +607,7 @@ def read_lightgbm_text(text: str) -> Ensemble:
         "parameters": params,
         "parameters_text": params_text,
         "pandas_categorical": pandas_json,
+        SCORECARD_KEY: scorecard,
         "has_monotone_line": "monotone_constraints" in hv,
     }
     # keep the native numbering of the file: assemble without renumbering
@@ -888,6 +903,9 @@ def to_text(ens: Ensemble) -> str:
     if not isinstance(params_text, str):
         params_text = _default_parameters(ens, keep_average)
     out.append("\nparameters:\n" + params_text.rstrip("\n") + "\n\nend of parameters\n")
+    if meta.get(SCORECARD_KEY):
+        # LightGBM skips unknown lines after the parameters block
+        out.append(f"\n{SCORECARD_KEY}:" + json.dumps(meta[SCORECARD_KEY], sort_keys=True))
     out.append("\n" + _pandas_line(ens) + "\n")
     return "".join(out)
 

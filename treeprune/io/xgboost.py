@@ -48,6 +48,23 @@ _LOGIT_EPS = np.float32(1e-6)
 _MAX_FEATURES = 1 << 24
 _MAX_CLASSES = 1 << 16
 _LOGIT_ONE_MINUS_EPS = np.float32(np.float32(1.0) - np.float32(1e-6))
+#: Learner attribute (and source_meta key) holding the Scorecard saved with the model.
+SCORECARD_KEY = "treeprune_scorecard"
+
+
+def _scorecard_attribute(attributes: Any) -> dict[str, Any] | None:
+    if not isinstance(attributes, dict) or SCORECARD_KEY not in attributes:
+        return None
+    try:
+        value = json.loads(attributes[SCORECARD_KEY])
+    except (TypeError, ValueError) as exc:
+        raise ModelFormatError(f"XGBoost model: attribute {SCORECARD_KEY} is not JSON: {exc}"
+                               ) from None
+    if not isinstance(value, dict):
+        raise ModelFormatError(f"XGBoost model: attribute {SCORECARD_KEY} should be an object")
+    return value
+
+
 #: Learner attributes that count boosting rounds; dropped when the round structure changes.
 _ROUND_ATTRIBUTES = ("best_iteration", "best_ntree_limit", "best_score")
 #: Default objective sections XGBoost 3.2 writes, used when a model is built from scratch.
@@ -805,6 +822,7 @@ def _from_model(doc: Any, config: Any = None) -> Ensemble:
         gb_copy["gbtree"] = {k: v for k, v in gb["gbtree"].items() if k != "model"}
     stripped["gradient_booster"] = _strip_numpy(gb_copy)
     meta: dict[str, Any] = {
+        SCORECARD_KEY: _scorecard_attribute(learner.get("attributes")),
         "xgboost_learner": json.dumps(stripped),
         "xgboost_model": json.dumps(model_copy),
         "xgboost_version": tuple(int(v) for v in version) if isinstance(version, list) else None,
@@ -1154,6 +1172,9 @@ def to_json_dict(ens: Ensemble) -> dict[str, Any]:
         if len(trees) % per_round:
             indptr = _round_structure(groups, n_groups)
             n_parallel = 1
+    attributes.pop(SCORECARD_KEY, None)
+    if meta.get(SCORECARD_KEY):
+        attributes[SCORECARD_KEY] = json.dumps(meta[SCORECARD_KEY], sort_keys=True)
     learner["attributes"] = attributes
 
     model: dict[str, Any] = dict(model_extra)
