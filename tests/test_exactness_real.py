@@ -10,11 +10,11 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 import xgboost as xgb
+from credit_data import load_credit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import treeprune as tp
-from credit_data import load_credit
 
 pytestmark = pytest.mark.shared_data
 DATASETS = ["taiwan", "heloc", "german", "hmeq"]
