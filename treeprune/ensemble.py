@@ -168,6 +168,23 @@ class Ensemble:
         np.maximum.at(out, tree_of_node, depth)
         return out
 
+    def leaf_layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Leaves numbered compactly across the ensemble ("slots"), in node order.
+
+        Returns ``slot_of_node`` (n_nodes,; meaningful on leaves), ``slot_node`` (n_slots,: node
+        id of each slot), ``slot_tree_start`` (n_trees + 1,) and ``values`` (n_slots,: leaf value
+        times tree weight).
+        """
+        is_leaf = self.left < 0
+        slot_of_node = np.cumsum(is_leaf) - 1
+        slot_node = np.flatnonzero(is_leaf)
+        tree_of_node = np.repeat(np.arange(self.n_trees), np.diff(self.tree_offsets))
+        slot_tree_start = np.concatenate(
+            [[0], np.cumsum(np.bincount(tree_of_node[is_leaf], minlength=self.n_trees))]
+        ).astype(np.int64)
+        values = self.value[slot_node] * self.tree_weight[tree_of_node[slot_node]]
+        return slot_of_node, slot_node, slot_tree_start, values.astype(np.float64)
+
     def features_used(self) -> np.ndarray:
         """Sorted indices of the features any split uses."""
         return np.unique(self.feature[self.left >= 0]).astype(np.int64)

@@ -371,20 +371,6 @@ def _check_memory(cuda: Any, need: int) -> None:
         )
 
 
-def _slot_layout(ens: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Slot numbering of ``LeafFrame.build`` (without routing): slot_of_node, slot_node,
-    slot_tree_start, values (leaf value * tree weight)."""
-    is_leaf = ens.left < 0
-    slot_of_node = np.cumsum(is_leaf) - 1
-    slot_node = np.flatnonzero(is_leaf)
-    tree_of_node = np.repeat(np.arange(ens.n_trees), np.diff(ens.tree_offsets))
-    slot_tree_start = np.concatenate(
-        [[0], np.cumsum(np.bincount(tree_of_node[is_leaf], minlength=ens.n_trees))]
-    ).astype(np.int64)
-    values = ens.value[slot_node] * ens.tree_weight[tree_of_node[slot_node]]
-    return slot_of_node, slot_node, slot_tree_start, values.astype(np.float64)
-
-
 def _nonempty(a: np.ndarray) -> np.ndarray:
     """Zero-length device arrays are awkward; pad with one unused element."""
     return a if a.size else np.zeros(1, dtype=a.dtype)
@@ -450,7 +436,7 @@ def _route_on_device(cuda: Any, ens: Any, X: Any, slot_of_node: np.ndarray,
 def route_leaves_cuda(ens: Any, X: Any, *, threads: int | None = None) -> np.ndarray:
     """Leaf slots (n_rows, n_trees) int32 routed on the GPU: ``LeafFrame.build(ens, X).leaf_slot``."""
     cuda = _require_cuda()
-    slot_of_node, _, slot_tree_start, _ = _slot_layout(ens)
+    slot_of_node, _, slot_tree_start, _ = ens.leaf_layout()
     dtype = _leaf_dtype(int(np.max(np.diff(slot_tree_start), initial=1)))
     d_leaf = _route_on_device(cuda, ens, X, slot_of_node, slot_tree_start, dtype, threads)
     local = d_leaf.copy_to_host()[:, :_n_rows(X)].astype(np.int64)
@@ -486,7 +472,7 @@ def refit_leaves_cuda(ens: Any, X: Any, y: Any, sample_weight: Any = None, *, l2
     t0 = time.perf_counter()
     ens0 = ens
     ens = _unfold_intercept(ens)
-    slot_of_node, slot_node, slot_tree_start, values0 = _slot_layout(ens)
+    slot_of_node, slot_node, slot_tree_start, values0 = ens.leaf_layout()
     if frame is not None:
         values0 = frame.values
     n = frame.leaf_slot.shape[0] if frame is not None else _n_rows(X)

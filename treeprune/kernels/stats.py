@@ -92,15 +92,20 @@ def leaf_sums(leaf_slot, tree_group, g, h, w, n_slots):
     return G, H
 
 
-@njit(cache=True)
-def _row_update_softmax(margin, r, k, y):
+@njit(inline="always", cache=True)
+def grad_hess_at(loss, y, margin, r, c, p1):
+    """Gradient and hessian of row ``r``'s loss with respect to its margin of group ``c``."""
+    if loss != 7:
+        return grad_hess_row(loss, y[r], margin[r, 0], p1)
+    k = margin.shape[1]
     mx = margin[r, 0]
-    for c in range(1, k):
-        mx = max(mx, margin[r, c])
+    for j in range(1, k):
+        mx = max(mx, margin[r, j])
     s = 0.0
-    for c in range(k):
-        s += math.exp(margin[r, c] - mx)
-    return mx, s
+    for j in range(k):
+        s += math.exp(margin[r, j] - mx)
+    p = math.exp(margin[r, c] - mx) / s
+    return p - (1.0 if int(y[r]) == c else 0.0), max(p * (1.0 - p), _MIN_HESS)
 
 
 @njit(cache=True)
@@ -126,15 +131,9 @@ def refit_cyclic(leaf_slot, tree_group, slot_tree_start, values, prior, base, up
                 gs = 0.0
                 hs = 0.0
                 for r in range(n):
-                    if loss == 7:
-                        mx, s = _row_update_softmax(margin, r, n_groups, y)
-                        p = math.exp(margin[r, c] - mx) / s
-                        gs += w[r] * (p - (1.0 if int(y[r]) == c else 0.0))
-                        hs += w[r] * max(p * (1.0 - p), _MIN_HESS)
-                    else:
-                        gr, hr = grad_hess_row(loss, y[r], margin[r, 0], p1)
-                        gs += w[r] * gr
-                        hs += w[r] * hr
+                    gr, hr = grad_hess_at(loss, y, margin, r, c, p1)
+                    gs += w[r] * gr
+                    hs += w[r] * hr
                 d = -step * gs / max(hs, _MIN_HESS)
                 d = min(max(d, -max_step), max_step)
                 base[c] += d
@@ -148,13 +147,7 @@ def refit_cyclic(leaf_slot, tree_group, slot_tree_start, values, prior, base, up
                 G[s] = 0.0
                 H[s] = 0.0
             for r in range(n):
-                if loss == 7:
-                    mx, ssum = _row_update_softmax(margin, r, n_groups, y)
-                    p = math.exp(margin[r, c] - mx) / ssum
-                    gr = p - (1.0 if int(y[r]) == c else 0.0)
-                    hr = max(p * (1.0 - p), _MIN_HESS)
-                else:
-                    gr, hr = grad_hess_row(loss, y[r], margin[r, 0], p1)
+                gr, hr = grad_hess_at(loss, y, margin, r, c, p1)
                 s = leaf_slot[r, t]
                 G[s] += w[r] * gr
                 H[s] += w[r] * hr
@@ -222,20 +215,13 @@ def _candidate_scores(PT, tree_group, g, h, w, selected, l2, nonneg, num, den):
 @njit(cache=True)
 def _coordinate_step(PT, j, c, y, w, loss, p1, l2, alpha, v0, margin, nonneg):
     n = PT.shape[1]
-    n_groups = margin.shape[1]
     a = 0.0
     b = 0.0
     for r in range(n):
         p = PT[j, r]
         if p == 0.0:
             continue
-        if loss == 7:
-            mx, s = _row_update_softmax(margin, r, n_groups, y)
-            q = math.exp(margin[r, c] - mx) / s
-            gr = q - (1.0 if int(y[r]) == c else 0.0)
-            hr = max(q * (1.0 - q), _MIN_HESS)
-        else:
-            gr, hr = grad_hess_row(loss, y[r], margin[r, 0], p1)
+        gr, hr = grad_hess_at(loss, y, margin, r, c, p1)
         a += w[r] * gr * p
         b += w[r] * hr * p * p
     new = alpha - (a + l2 * (alpha - v0)) / (b + l2)

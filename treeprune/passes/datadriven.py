@@ -44,16 +44,8 @@ class LeafFrame:
         Xm = X if isinstance(X, np.ndarray) and X.dtype == p.dtype and X.flags.c_contiguous \
             else to_matrix(ens, X, p.dtype)
         leaves = p.node_id[leaves_packed(p, Xm)]
-        is_leaf = ens.left < 0
-        slot_of_node = np.cumsum(is_leaf) - 1
-        slot_node = np.flatnonzero(is_leaf)
-        tree_of_node = np.repeat(np.arange(ens.n_trees), np.diff(ens.tree_offsets))
-        slot_tree_start = np.concatenate(
-            [[0], np.cumsum(np.bincount(tree_of_node[is_leaf], minlength=ens.n_trees))]
-        ).astype(np.int64)
-        values = ens.value[slot_node] * ens.tree_weight[tree_of_node[slot_node]]
-        return cls(slot_of_node[leaves].astype(np.int32), slot_node, slot_tree_start,
-                   values.astype(np.float64))
+        slot_of_node, slot_node, slot_tree_start, values = ens.leaf_layout()
+        return cls(slot_of_node[leaves].astype(np.int32), slot_node, slot_tree_start, values)
 
 
 def _labels(ens: Ensemble, y: Any, n: int) -> np.ndarray:
