@@ -57,11 +57,18 @@ def test_prune_shrinks_and_writes_exactly(lib, binary_data, xgb_model, lgb_model
     result = tp.prune(ens, Xv, yv, tolerance=0.005, random_state=0)
     pruned = result.model
     assert pruned.n_leaves < ens.n_leaves / 4
-    # the choice honours the tolerance on the held-out rows it was judged on
-    assert result.chosen_metric >= result.original_metric - 0.005
+    # the choice honours the tolerance, by z standard errors, on the held-out rows
+    row = result.path.iloc[result.chosen]
+    assert row.metric_judge - row.se_diff >= result.original_metric - 0.005
     judge = result.judge_index
+    assert len(np.intersect1d(judge, result.fit_index)) == 0
+    # the chosen model itself is what was judged there
     auc_judge = roc_auc_score(yv[judge], pruned.predict(Xv[judge], output="margin"))
     assert auc_judge == pytest.approx(result.chosen_metric, abs=1e-9)
+    # cross-fitting judges every row out of fold, then fits the choice on all rows
+    crossed = tp.prune(ens, Xv, yv, tolerance=0.005, random_state=0, cv=2)
+    assert crossed.judge_X is None and len(crossed.judge_index) == len(yv)
+    assert crossed.model.n_leaves < ens.n_leaves
     # written in the source format, loaded natively, same predictions
     out = tmp_path / ("pruned.json" if lib == "xgboost" else "pruned.txt")
     pruned.save(out)
@@ -108,6 +115,8 @@ def test_prune_does_not_touch_the_input(binary_data, xgb_model):
     ({"max_trees": 10**6}, PruneError),
     ({"tolerance": 0.01, "max_trees": 3}, PruneError),
     ({"metric": "accuracy"}, PruneError),
+    ({"cv": 0}, PruneError),
+    ({"cv": 2.5}, PruneError),
 ])
 def test_bad_requests(binary_data, xgb_model, kwargs, error):
     _, _, Xv, yv = binary_data

@@ -106,6 +106,10 @@ class Objective:
         self, y: np.ndarray, margin: np.ndarray, sample_weight: np.ndarray | None = None
     ) -> float:
         """Mean loss of ``margin`` against labels ``y`` (weighted when ``sample_weight`` given)."""
+        return float(np.average(self.row_loss(y, margin), weights=sample_weight))
+
+    def row_loss(self, y: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        """Loss of each row's margin against its label."""
         y = np.asarray(y, dtype=np.float64)
         m = np.asarray(margin, dtype=np.float64)
         if self.loss == "squared":
@@ -130,7 +134,7 @@ class Objective:
             per_row = -log_softmax(m2, axis=1)[np.arange(len(y)), y.astype(np.int64)]
         else:  # pragma: no cover - guarded by construction
             raise UnsupportedModelError(f"unknown loss {self.loss!r}")
-        return float(np.average(per_row, weights=sample_weight))
+        return per_row
 
 
 _XGB_OBJECTIVES = {
