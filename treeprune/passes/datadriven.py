@@ -313,15 +313,16 @@ def collapse_by_data(ens: Ensemble, X: Any, y: Any, max_leaves: int, sample_weig
                      *, l2: float = 50.0, frame: LeafFrame | None = None) -> Ensemble:
     """Collapse subtrees, cheapest first, until the ensemble has at most ``max_leaves`` leaves.
 
-    The cost of collapsing a subtree S into one leaf is the second-order increase of the loss on
-    the data with every other tree fixed: with per-leaf sums of gradient ``G_l`` and hessian
-    ``H_l`` at the current margin and leaf values ``v_l``,
-    ``cost(S) = C_S - B_S^2 / (2 H_S)`` where ``B_S = sum(H_l v_l - G_l)`` and
-    ``C_S = sum(H_l v_l^2 / 2 - G_l v_l)``; the new leaf takes the minimiser ``B_S / H_S``.
-    Splits are collapsed bottom-up, the smallest cost per removed leaf first. Subtrees no row
-    reaches get the cover-weighted mean of their leaves; ``l2`` (in rows, as in
-    :func:`refit_leaves`) shrinks every new leaf towards that mean. Leaves are then projected
-    onto the model's monotone constraints, if it has any.
+    The new leaf takes the hessian-weighted mean of the subtree's leaves, ``v = A_S / H_S`` with
+    ``A_S = sum(H_l v_l)`` (shrunk towards the trainer's cover-weighted mean with penalty ``l2``,
+    in rows as in :func:`refit_leaves`): the merge that changes the function least on the data.
+    Its cost is the second-order increase of the loss with every other tree fixed, from per-leaf
+    sums of gradient ``G_l`` and hessian ``H_l`` at the current margin:
+    ``cost(S) = sum_l G_l (v - v_l) + H_l (v - v_l)^2 / 2``. Splits are collapsed bottom-up,
+    cheapest first. The value deliberately leaves out the Newton correction ``-G/H``: many trees
+    collapsed at once would each add the same correction for the same rows and overshoot
+    together (a refit, which moves all leaves jointly, is the place for it). Leaves are then
+    projected onto the model's monotone constraints, if it has any.
     """
     ens0 = ens
     frame = frame if frame is not None else LeafFrame.build(ens, X)
@@ -344,13 +345,17 @@ def collapse_by_data(ens: Ensemble, X: Any, y: Any, max_leaves: int, sample_weig
                            w, len(frame.slot_node))
     # per-node aggregates over the ensemble's nodes
     n_nodes = ens.n_nodes
-    Hn = np.zeros(n_nodes)
-    Bn = np.zeros(n_nodes)
-    Cn = np.zeros(n_nodes)
     v = frame.values
+    Hn = np.zeros(n_nodes)  # sum H
+    An = np.zeros(n_nodes)  # sum H v
+    Qn = np.zeros(n_nodes)  # sum H v^2
+    Gn = np.zeros(n_nodes)  # sum G
+    GVn = np.zeros(n_nodes)  # sum G v
     Hn[frame.slot_node] = H
-    Bn[frame.slot_node] = H * v - G
-    Cn[frame.slot_node] = 0.5 * H * v * v - G * v
+    An[frame.slot_node] = H * v
+    Qn[frame.slot_node] = H * v * v
+    Gn[frame.slot_node] = G
+    GVn[frame.slot_node] = G * v
     cover = np.where(np.isfinite(ens.cover), ens.cover, 1.0)
     CV = np.zeros(n_nodes)  # cover-weighted value sums, for unreached subtrees
     CW = np.zeros(n_nodes)
@@ -373,13 +378,19 @@ def collapse_by_data(ens: Ensemble, X: Any, y: Any, max_leaves: int, sample_weig
     depth = ens.node_depths()
     for i in internal[np.argsort(-depth[internal], kind="stable")]:
         lc, rc = base_of_node[i] + ens.left[i], base_of_node[i] + ens.right[i]
-        for arr in (Hn, Bn, Cn, CV, CW, n_leaf):
+        for arr in (Hn, An, Qn, Gn, GVn, CV, CW, n_leaf):
             arr[i] = arr[lc] + arr[rc]
     collapsed = np.zeros(n_nodes, dtype=bool)
     is_leaf_now = ens.left < 0
 
+    def merged(i: int) -> float:
+        prior = CV[i] / CW[i] if CW[i] > 0 else 0.0
+        return (An[i] + l2n * prior) / (Hn[i] + l2n)
+
     def total(i: int) -> float:
-        return Cn[i] - (Bn[i] * Bn[i] / (2 * Hn[i]) if Hn[i] > 0 else 0.0)
+        # sum_l G_l (v - v_l) + H_l (v - v_l)^2 / 2, from the subtree's sums
+        m = merged(i)
+        return Gn[i] * m - GVn[i] + 0.5 * (Hn[i] * m * m - 2.0 * m * An[i] + Qn[i])
 
     def cost(i: int) -> float:
         # increase over the current state, where both children are already (collapsed) leaves
@@ -399,9 +410,7 @@ def collapse_by_data(ens: Ensemble, X: Any, y: Any, max_leaves: int, sample_weig
         n_collapsed += 1
         leaves -= 1
         sunk[i] = total(i)
-        # Newton value, shrunk towards the trainer's cover-weighted mean with penalty l2
-        prior = CV[i] / CW[i] if CW[i] > 0 else 0.0
-        value[i] = (Bn[i] + l2n * prior) / (Hn[i] + l2n)
+        value[i] = merged(i)
         p = parent[i]
         if p >= 0:
             lc, rc = base_of_node[p] + ens.left[p], base_of_node[p] + ens.right[p]
