@@ -231,3 +231,16 @@ def test_monotone_constraints_given_for_a_file(tmp_path):
     _is_monotone(result.model, X[1200:1300], 0, 1, np.linspace(-4, 4, 81))
     with pytest.raises(PruneError, match="unknown"):
         tp.prune(path, X[1200:], y[1200:], monotone_constraints={"zz": 1})
+
+
+def test_collapsing_many_trees_at_once_does_not_overshoot(binary_data, xgb_model):
+    """Each collapsed leaf must not carry its own copy of the same gradient correction: with
+    120 trees collapsed together to an eighth of their leaves, held-out AUC fell by 0.036 (and
+    to about 0.6 on larger models); with the hessian-weighted merge it falls by 0.005."""
+    Xt, yt, Xv, yv = binary_data
+    ens = tp.load(xgb_model)
+    before = roc_auc_score(yv, ens.predict(Xv, output="margin"))
+    out = dd.collapse_by_data(ens, Xt, yt, ens.n_leaves // 8)
+    after = roc_auc_score(yv, out.predict(Xv, output="margin"))
+    assert out.n_leaves <= ens.n_leaves // 8
+    assert after > before - 0.015
