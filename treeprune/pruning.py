@@ -179,7 +179,7 @@ def prune(
     z: float = 1.0,
     l2: float = 50.0,
     n_rounds: int = 10,
-    max_selected: int = 256,
+    max_selected: int = 128,
     random_state: int = 0,
     monotone_constraints: Any = None,
     device: str = "cpu",
@@ -220,7 +220,9 @@ def prune(
     n_rounds : int
         Newton cycles of each leaf refit.
     max_selected : int
-        Longest forward-selection path (trees).
+        Longest forward-selection path (trees). 128 halves the time of 256 on an 800-tree model
+        and no candidate above 64 trees was chosen in the benchmarks; raise it for budgets or
+        tolerances that need more trees.
     random_state : int
         Seeds the fit/judge split; the result is deterministic for a given value.
     monotone_constraints : sequence of int or dict, optional
