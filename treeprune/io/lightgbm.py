@@ -470,8 +470,11 @@ def _folded_estimate(raw: dict[str, Any], shrinkage: float, n_leaves: int, param
         except ValueError:
             lam = 0.0
         w = lw + lam
-        if np.all(w >= 0) and w.sum() > 0:
-            b = float(np.dot(lv, w) / w.sum())
+        if np.all(np.isfinite(w)) and np.all(w >= 0) and 0 < w.sum() < np.inf:
+            with np.errstate(all="ignore"):
+                b = float(np.dot(lv, w) / w.sum())
+            if not np.isfinite(b):  # a hand-edited file: fall back to the printed value
+                b = None
     if a is not None and b is not None:
         return b if abs(a - b) <= 1e-5 * abs(a) + 1e-12 else a
     if a is not None:
