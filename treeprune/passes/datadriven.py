@@ -331,9 +331,9 @@ def collapse_by_data(ens: Ensemble, X: Any, y: Any, max_leaves: int, sample_weig
     w = _weights(sample_weight, n)
     if max_leaves >= ens.n_leaves:
         return ens
-    n_min = ens.n_trees
-    if max_leaves < n_min:
-        raise DataError(f"max_leaves={max_leaves} is below one leaf per tree ({n_min} trees)")
+    if max_leaves < ens.n_trees:
+        raise DataError(f"max_leaves={max_leaves} is below one leaf per tree "
+                        f"({ens.n_trees} trees)")
     l2n = l2 / n
     base = np.asarray(ens.base_margin, dtype=np.float64).reshape(-1)
     margin = np.empty((n, len(base)))
@@ -374,7 +374,7 @@ def collapse_by_data(ens: Ensemble, X: Any, y: Any, max_leaves: int, sample_weig
     gr = base_of_node[internal] + ens.right[internal]
     parent[gl] = internal
     parent[gr] = internal
-    # aggregate bottom-up: children have larger local ids? not guaranteed: use depth order
+    # aggregate bottom-up, deepest nodes first (node ids need not grow with depth)
     depth = ens.node_depths()
     for i in internal[np.argsort(-depth[internal], kind="stable")]:
         lc, rc = base_of_node[i] + ens.left[i], base_of_node[i] + ens.right[i]
