@@ -318,23 +318,42 @@ def merge_equal_subtrees(ens: Ensemble) -> Ensemble:
 
 # ----------------------------------------------------------------------------- constant trees
 def _fold_constant_trees(ens: Ensemble) -> tuple[Ensemble, tuple[int, ...]]:
-    trees = get_trees(ens)
-    const = {t for t, tree in enumerate(trees) if tree.nodes["left"][0] < 0}
+    const = {t for t in range(ens.n_trees) if ens.left[ens.tree_offsets[t]] < 0}
     drop = _keep_one_per_group(ens, const, prefer_last=True)
     if not drop:
         return ens, ()
+    return drop_trees(ens, drop)[0], tuple(sorted(drop))
+
+
+def drop_trees(ens: Ensemble, drop: set[int]) -> tuple[Ensemble, dict[str, Any]]:
+    """Drop trees, keeping constants and LightGBM's intercept in the base margin."""
+    trees = get_trees(ens)
     base = np.array(ens.base_margin, dtype=np.float64).reshape(-1)
     if len(base) != ens.n_groups:
         base = np.broadcast_to(base, (ens.n_groups,)).copy()
     folded = np.array(ens.folded_intercept, dtype=np.float64)
     first = _first_tree_of_group(ens)
+    moved_intercept = np.zeros_like(base)
+    moved_constant = np.zeros_like(base)
     for t in sorted(drop):
         tree = trees[t]
-        base[tree.group] += tree.weight * float(tree.nodes["value"][0])
-        if first.get(tree.group) == t:
-            folded[tree.group] = 0.0  # the intercept went into the base margin with the tree
+        g = tree.group
+        if tree.nodes["left"][0] < 0:  # a constant: keep it (intercept included)
+            c = tree.weight * float(tree.nodes["value"][0])
+            base[g] += c
+            moved_constant[g] += c
+            if first.get(g) == t:
+                folded[g] = 0.0
+        elif first.get(g) == t and folded[g] != 0:
+            base[g] += folded[g]
+            moved_intercept[g] += folded[g]
+            folded[g] = 0.0
     kept = [tree for t, tree in enumerate(trees) if t not in drop]
-    return assemble(ens, kept, base_margin=base, folded_intercept=folded), tuple(sorted(drop))
+    after = assemble(ens, kept, base_margin=base, folded_intercept=folded)
+    return after, {"intercept_to_base_margin": moved_intercept.tolist(),
+                   "constants_to_base_margin": moved_constant.tolist()}
+
+
 
 
 def fold_constant_trees(ens: Ensemble) -> Ensemble:

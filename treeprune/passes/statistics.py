@@ -51,7 +51,7 @@ from scipy.optimize import minimize_scalar
 from ..ensemble import Ensemble
 from ..trees import Tree, assemble, bfs_order, get_trees
 from .base import record
-from .lossless import _copy_nodes, _first_tree_of_group, _make_leaf
+from .lossless import _copy_nodes, _make_leaf, drop_trees
 
 __all__ = [
     "collapse_low_gain",
@@ -439,35 +439,6 @@ def tree_total_gain(ens: Ensemble) -> np.ndarray:
     return np.bincount(tree_of_node, weights=gain, minlength=ens.n_trees)
 
 
-def _drop_trees(ens: Ensemble, drop: set[int]) -> tuple[Ensemble, dict[str, Any]]:
-    """Drop trees, keeping constants and LightGBM's intercept in the base margin."""
-    trees = get_trees(ens)
-    base = np.array(ens.base_margin, dtype=np.float64).reshape(-1)
-    if len(base) != ens.n_groups:
-        base = np.broadcast_to(base, (ens.n_groups,)).copy()
-    folded = np.array(ens.folded_intercept, dtype=np.float64)
-    first = _first_tree_of_group(ens)
-    moved_intercept = np.zeros_like(base)
-    moved_constant = np.zeros_like(base)
-    for t in sorted(drop):
-        tree = trees[t]
-        g = tree.group
-        if tree.nodes["left"][0] < 0:  # a constant: keep it (intercept included)
-            c = tree.weight * float(tree.nodes["value"][0])
-            base[g] += c
-            moved_constant[g] += c
-            if first.get(g) == t:
-                folded[g] = 0.0
-        elif first.get(g) == t and folded[g] != 0:
-            base[g] += folded[g]
-            moved_intercept[g] += folded[g]
-            folded[g] = 0.0
-    kept = [tree for t, tree in enumerate(trees) if t not in drop]
-    after = assemble(ens, kept, base_margin=base, folded_intercept=folded)
-    return after, {"intercept_to_base_margin": moved_intercept.tolist(),
-                   "constants_to_base_margin": moved_constant.tolist()}
-
-
 def _ensure_each_group(ens: Ensemble, keep: set[int], gains: np.ndarray) -> set[int]:
     keep = set(keep)
     for g in np.unique(ens.tree_group).tolist():
@@ -485,12 +456,8 @@ def drop_low_gain_trees(ens: Ensemble, min_total_gain: float) -> Ensemble:
     """
     gains = tree_total_gain(ens)
     keep = {t for t in range(ens.n_trees) if not gains[t] < min_total_gain}
-    keep = _ensure_each_group(ens, keep, gains)
-    drop = set(range(ens.n_trees)) - keep
-    after, details = _drop_trees(ens, drop) if drop else (ens, {})
-    return record(ens, after, "drop_low_gain_trees", {"min_total_gain": min_total_gain},
-                  removed_trees=tuple(sorted(drop)), lossless=False,
-                  total_gain=gains.tolist(), **details)
+    return _keep_trees(ens, keep, gains, "drop_low_gain_trees",
+                       {"min_total_gain": min_total_gain})
 
 
 def keep_top_trees_by_gain(ens: Ensemble, n_trees: int) -> Ensemble:
@@ -506,9 +473,14 @@ def keep_top_trees_by_gain(ens: Ensemble, n_trees: int) -> Ensemble:
     gains = tree_total_gain(ens)
     ranked = np.argsort(-gains, kind="stable")
     keep = {int(t) for t in ranked[:n_trees]}
+    return _keep_trees(ens, keep, gains, "keep_top_trees_by_gain", {"n_trees": n_trees})
+
+
+def _keep_trees(ens: Ensemble, keep: set[int], gains: np.ndarray, name: str,
+                params: dict[str, Any]) -> Ensemble:
+    """Drop every tree not in ``keep`` (each group keeps its best) and record it."""
     keep = _ensure_each_group(ens, keep, gains)
     drop = set(range(ens.n_trees)) - keep
-    after, details = _drop_trees(ens, drop) if drop else (ens, {})
-    return record(ens, after, "keep_top_trees_by_gain", {"n_trees": n_trees},
-                  removed_trees=tuple(sorted(drop)), lossless=False,
+    after, details = drop_trees(ens, drop) if drop else (ens, {})
+    return record(ens, after, name, params, removed_trees=tuple(sorted(drop)), lossless=False,
                   total_gain=gains.tolist(), **details)
