@@ -51,26 +51,29 @@ def grad_hess_row(loss, y, m, p1):
     return r / q, 1.0 / (s * q)
 
 
+@njit(inline="always", cache=True)
+def grad_hess_at(loss, y, margin, r, c, p1):
+    """Gradient and hessian of row ``r``'s loss with respect to its margin of group ``c``."""
+    if loss != 7:
+        return grad_hess_row(loss, y[r], margin[r, 0], p1)
+    k = margin.shape[1]
+    mx = margin[r, 0]
+    for j in range(1, k):
+        mx = max(mx, margin[r, j])
+    s = 0.0
+    for j in range(k):
+        s += math.exp(margin[r, j] - mx)
+    p = math.exp(margin[r, c] - mx) / s
+    return p - (1.0 if int(y[r]) == c else 0.0), max(p * (1.0 - p), _MIN_HESS)
+
+
 @njit(parallel=True, cache=True)
 def grad_hess(loss, y, margin, p1, g, h):
     """Fill ``g``/``h`` (n_rows, n_groups) at ``margin`` (n_rows, n_groups)."""
     n, k = margin.shape
     for r in prange(n):
-        if loss == 7:  # softmax
-            mx = margin[r, 0]
-            for c in range(1, k):
-                mx = max(mx, margin[r, c])
-            s = 0.0
-            for c in range(k):
-                s += math.exp(margin[r, c] - mx)
-            for c in range(k):
-                p = math.exp(margin[r, c] - mx) / s
-                g[r, c] = p - (1.0 if int(y[r]) == c else 0.0)
-                h[r, c] = max(p * (1.0 - p), _MIN_HESS)
-        else:
-            gr, hr = grad_hess_row(loss, y[r], margin[r, 0], p1)
-            g[r, 0] = gr
-            h[r, 0] = hr
+        for c in range(k):
+            g[r, c], h[r, c] = grad_hess_at(loss, y, margin, r, c, p1)
 
 
 @njit(cache=True)
@@ -90,22 +93,6 @@ def leaf_sums(leaf_slot, tree_group, g, h, w, n_slots):
             G[s] += w[r] * g[r, c]
             H[s] += w[r] * h[r, c]
     return G, H
-
-
-@njit(inline="always", cache=True)
-def grad_hess_at(loss, y, margin, r, c, p1):
-    """Gradient and hessian of row ``r``'s loss with respect to its margin of group ``c``."""
-    if loss != 7:
-        return grad_hess_row(loss, y[r], margin[r, 0], p1)
-    k = margin.shape[1]
-    mx = margin[r, 0]
-    for j in range(1, k):
-        mx = max(mx, margin[r, j])
-    s = 0.0
-    for j in range(k):
-        s += math.exp(margin[r, j] - mx)
-    p = math.exp(margin[r, c] - mx) / s
-    return p - (1.0 if int(y[r]) == c else 0.0), max(p * (1.0 - p), _MIN_HESS)
 
 
 @njit(cache=True)

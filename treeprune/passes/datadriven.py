@@ -41,9 +41,7 @@ class LeafFrame:
         from ..predict import leaves_packed
 
         p = pack(ens)
-        Xm = X if isinstance(X, np.ndarray) and X.dtype == p.dtype and X.flags.c_contiguous \
-            else to_matrix(ens, X, p.dtype)
-        leaves = p.node_id[leaves_packed(p, Xm)]
+        leaves = p.node_id[leaves_packed(p, to_matrix(ens, X, p.dtype))]
         slot_of_node, slot_node, slot_tree_start, values = ens.leaf_layout()
         return cls(slot_of_node[leaves].astype(np.int32), slot_node, slot_tree_start, values)
 
