@@ -862,8 +862,13 @@ def read_xgboost_bytes(data: bytes, ubj: bool) -> Ensemble:
     doc = _parse_ubj(bytes(data)) if ubj else _parse_json(bytes(data))
     if not isinstance(doc, dict):
         raise ModelFormatError("not an XGBoost model: the document is not a JSON object")
+    return _read_document(doc)
+
+
+def _read_document(doc: dict[str, Any], config: str | None = None) -> Ensemble:
+    """``_from_model``, with any slip on a malformed document reported as ModelFormatError."""
     try:
-        return _from_model(doc)
+        return _from_model(doc, config)
     except (ModelFormatError, UnsupportedModelError):
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
@@ -893,14 +898,7 @@ def read_xgboost_object(obj: Any) -> Ensemble:
         config = booster.save_config()
     except Exception as exc:
         raise ModelFormatError(f"cannot serialise the XGBoost booster: {exc}") from exc
-    doc = _parse_json(raw)
-    try:
-        return _from_model(doc, config)
-    except (ModelFormatError, UnsupportedModelError):
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        raise ModelFormatError(f"XGBoost model is inconsistent: {type(exc).__name__}: {exc}") \
-            from exc
+    return _read_document(_parse_json(raw), config)
 
 
 # =================================================================================================
