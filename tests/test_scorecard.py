@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from treeprune._rules import LIGHTGBM_ZERO_THRESHOLD
 from treeprune.errors import TreePruneError, UnsupportedModelError
 from treeprune.objectives import Objective
-from treeprune.scorecard import LIGHTGBM_ZERO_THRESHOLD, Scorecard, points_table_predict
+from treeprune.scorecard import Scorecard, points_table_predict
 from treeprune.trees import Tree, assemble, empty_nodes
 
 BINARY = Objective("binary:logistic", "logloss", "sigmoid")

@@ -34,9 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from ._rules import SCORECARD_KEY
 from .objectives import Objective
-
-MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
 
 #: Node arrays, in the order ``Tree``-building helpers expect them, with their dtypes.
 NODE_FIELDS: dict[str, Any] = {
@@ -224,7 +223,7 @@ class Ensemble:
     @property
     def scorecard(self) -> Any:
         """The :class:`~treeprune.Scorecard` saved with this model, or None."""
-        stored = self.source_meta.get("treeprune_scorecard")
+        stored = self.source_meta.get(SCORECARD_KEY)
         if not stored:
             return None
         from .scorecard import Scorecard
@@ -239,7 +238,7 @@ class Ensemble:
         if scorecard is not None and not self.objective.is_binary:
             raise UnsupportedModelError("scorecard points need a binary (logistic) model")
         meta = dict(self.source_meta)
-        meta["treeprune_scorecard"] = None if scorecard is None else scorecard.to_dict()
+        meta[SCORECARD_KEY] = None if scorecard is None else scorecard.to_dict()
         return self.replace(source_meta=meta)
 
     # -- output ------------------------------------------------------------------------------

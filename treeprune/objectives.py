@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ._rules import LOSS_CODES
 from .errors import UnsupportedModelError
 
 
@@ -30,18 +31,6 @@ def log_softmax(m: np.ndarray, axis: int = 1) -> np.ndarray:
 
 def softmax(m: np.ndarray, axis: int = 1) -> np.ndarray:
     return np.exp(log_softmax(m, axis=axis))
-
-#: Integer codes of the losses, shared with the Numba kernels (which cannot take strings).
-LOSS_CODES = {
-    "squared": 0,
-    "logloss": 1,
-    "poisson": 2,
-    "gamma": 3,
-    "tweedie": 4,
-    "absolute": 5,
-    "huber": 6,
-    "softmax": 7,
-}
 
 
 @dataclass(frozen=True)

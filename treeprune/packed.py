@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ensemble import MISSING_NAN, MISSING_ZERO, Ensemble
-from .kernels.traverse import (
+from ._rules import (
     FEATURE_BITS,
     FEATURE_MASK,
     FLAG_CATEGORICAL,
@@ -20,10 +19,13 @@ from .kernels.traverse import (
     FLAG_MISSING_NAN,
     FLAG_MISSING_ZERO,
     FLAG_NAN_RIGHT,
+    MISSING_NAN,
+    MISSING_ZERO,
     RULE_LIGHTGBM,
     RULE_XGBOOST,
-    pack_breadth_first,
 )
+from .ensemble import Ensemble
+from .kernels.traverse import pack_breadth_first
 
 
 @dataclass(frozen=True)

@@ -26,17 +26,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import logit
 
+from ._rules import LIGHTGBM_ZERO_THRESHOLD, MISSING_NONE, MISSING_ZERO
 from .errors import DataError, TreePruneError, UnsupportedModelError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ensemble import Ensemble
 
-#: LightGBM reads every ``|x| <= kZeroThreshold`` of a dense input as 0.0 (its C API drops such
-#: values from the row); ``kZeroThreshold`` is declared ``const double kZeroThreshold = 1e-35f`` (a float literal), so
-#: its value is float32(1e-35) = 1.0000000180025095e-35, not the double 1e-35.
-LIGHTGBM_ZERO_THRESHOLD = float(np.float32(1e-35))
 _ODDS_CONVENTION = "good:bad"
-_MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 0, 1, 2
 
 #: Columns of :meth:`Scorecard.points_table`, in order.
 POINTS_TABLE_COLUMNS = (
@@ -380,8 +376,8 @@ class Scorecard:
         if xgb:
             nan_left = dleft.copy()
         else:
-            nan_left = np.where(mtype == _MISSING_NONE, 0.0 <= thr, dleft)
-            zero_left = np.where(mtype == _MISSING_ZERO, dleft, 0.0 <= thr)
+            nan_left = np.where(mtype == MISSING_NONE, 0.0 <= thr, dleft)
+            zero_left = np.where(mtype == MISSING_ZERO, dleft, 0.0 <= thr)
             z = LIGHTGBM_ZERO_THRESHOLD
             at_zero = int(np.searchsorted(cuts, 0.0, side="left"))  # interval holding 0.0
             if np.any((cuts >= -z) & (cuts < z)) or not (patterns[at_zero] == zero_left).all():
@@ -521,4 +517,4 @@ def points_table_predict(table: pd.DataFrame, X: Any) -> np.ndarray:
     return total
 
 
-__all__ = ["Scorecard", "points_table_predict", "LIGHTGBM_ZERO_THRESHOLD"]
+__all__ = ["Scorecard", "points_table_predict"]

@@ -57,9 +57,9 @@ from typing import Any
 
 import numpy as np
 
-from .ensemble import MISSING_NAN, MISSING_NONE, MISSING_ZERO, Ensemble
+from ._rules import LIGHTGBM_ZERO_THRESHOLD, MISSING_NAN, MISSING_NONE, MISSING_ZERO
+from .ensemble import Ensemble
 from .errors import ConversionError, UnsupportedModelError
-from .kernels.traverse import _ZERO_THRESHOLD
 from .scorecard import Scorecard
 
 DIALECTS = ("sqlite", "postgresql")
@@ -202,7 +202,7 @@ class _Writer:
                 f"the model has {ens.n_features} features but {len(names)} feature names"
             )
         self.columns = [quote_identifier(n) for n in names]
-        self.zero = float(_ZERO_THRESHOLD)
+        self.zero = LIGHTGBM_ZERO_THRESHOLD
 
     # -- values ----------------------------------------------------------------------------------
     def leaf_value(self, node: int, weight: float) -> float:

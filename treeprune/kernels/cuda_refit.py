@@ -56,6 +56,25 @@ from typing import Any
 
 import numpy as np
 
+from .._rules import (
+    FLAG_CATEGORICAL,
+    FLAG_DEFAULT_LEFT,
+    FLAG_MISSING_NAN,
+    FLAG_MISSING_ZERO,
+    LIGHTGBM_ZERO_THRESHOLD,
+    LOSS_ABSOLUTE,
+    LOSS_GAMMA,
+    LOSS_LOGLOSS,
+    LOSS_POISSON,
+    LOSS_SOFTMAX,
+    LOSS_SQUARED,
+    LOSS_TWEEDIE,
+    MISSING_NAN,
+    MISSING_ZERO,
+    RULE_LIGHTGBM,
+    RULE_XGBOOST,
+    XGBOOST_MAX_CATEGORY,
+)
 from ..errors import DeviceError
 
 log = logging.getLogger(__name__)
@@ -64,9 +83,6 @@ log = logging.getLogger(__name__)
 SHARED_LEAVES = 512
 #: Same floor on hessians as the CPU kernels.
 _MIN_HESS = 1e-16
-_ZERO_THRESHOLD = 1.0000000180025095e-35  # LightGBM's kZeroThreshold, the float 1e-35f
-_XGB_MAX_CAT = 16777216.0  # 2**24: XGBoost treats larger codes as invalid
-F_DEFAULT_LEFT, F_MISSING_ZERO, F_MISSING_NAN, F_CATEGORICAL = 1, 2, 4, 8
 
 cuda: Any = None  # numba.cuda, bound by _kernels() on first use (never at import)
 
@@ -85,12 +101,10 @@ def _kernels() -> dict[str, Any]:
 
     cuda = _cuda
 
-    from .traverse import RULE_XGBOOST
-
     SH = SHARED_LEAVES
     MIN_HESS = _MIN_HESS
-    ZT = _ZERO_THRESHOLD
-    XMAX = _XGB_MAX_CAT
+    ZT = LIGHTGBM_ZERO_THRESHOLD
+    XMAX = float(XGBOOST_MAX_CATEGORY)
 
     # -- routing: the rules of kernels.traverse (same decisions, same dtypes), on the node
     # arrays of the Ensemble (see _node_layout) rather than its CPU-tuned packed layout
@@ -105,8 +119,8 @@ def _kernels() -> dict[str, Any]:
     def go_right(x, thr, flags, cat, cat_bounds, cat_words, rule):
         if rule == RULE_XGBOOST:
             if math.isnan(x):
-                return (flags & F_DEFAULT_LEFT) == 0
-            if flags & F_CATEGORICAL:
+                return (flags & FLAG_DEFAULT_LEFT) == 0
+            if flags & FLAG_CATEGORICAL:
                 if x < 0 or x >= XMAX:
                     return False
                 return in_bitset(cat_words, cat_bounds[cat], cat_bounds[cat + 1], int(x))
@@ -114,7 +128,7 @@ def _kernels() -> dict[str, Any]:
         # LightGBM: its row reader turns |x| <= kZeroThreshold (a float) into 0.0 first
         if abs(x) <= ZT:
             x = 0.0
-        if flags & F_CATEGORICAL:
+        if flags & FLAG_CATEGORICAL:
             if math.isnan(x) or x <= -2147483649.0 or x >= 2147483648.0:
                 return True
             code = int(x)  # truncation toward zero, as static_cast<int>
@@ -122,11 +136,11 @@ def _kernels() -> dict[str, Any]:
                 return True
             return not in_bitset(cat_words, cat_bounds[cat], cat_bounds[cat + 1], code)
         if math.isnan(x):
-            if flags & F_MISSING_NAN:
-                return (flags & F_DEFAULT_LEFT) == 0
+            if flags & FLAG_MISSING_NAN:
+                return (flags & FLAG_DEFAULT_LEFT) == 0
             x = 0.0
-        if (flags & F_MISSING_ZERO) and x == 0.0:
-            return (flags & F_DEFAULT_LEFT) == 0
+        if (flags & FLAG_MISSING_ZERO) and x == 0.0:
+            return (flags & FLAG_DEFAULT_LEFT) == 0
         return not (x <= thr)
 
     @cuda.jit
@@ -172,7 +186,7 @@ def _kernels() -> dict[str, Any]:
     def grad_hess(loss, y, margin, r, c, n_groups, p1):
         """kernels.stats.grad_hess_row (and the softmax branch of refit_cyclic) for row r."""
         yr = y[r]
-        if loss == 7:  # softmax
+        if loss == LOSS_SOFTMAX:
             mx = margin[0, r]
             for k in range(1, n_groups):
                 mx = fmax(mx, margin[k, r])
@@ -182,22 +196,22 @@ def _kernels() -> dict[str, Any]:
             p = math.exp(margin[c, r] - mx) / s
             return p - (1.0 if int(yr) == c else 0.0), fmax(p * (1.0 - p), MIN_HESS)
         m = margin[c, r]
-        if loss == 0:  # squared
+        if loss == LOSS_SQUARED:
             return m - yr, 1.0
-        if loss == 1:  # logloss
+        if loss == LOSS_LOGLOSS:
             p = sigmoid(m)
             return p - yr, fmax(p * (1.0 - p), MIN_HESS)
-        if loss == 2:  # poisson
+        if loss == LOSS_POISSON:
             e = math.exp(m)
             return e - yr, fmax(e, MIN_HESS)
-        if loss == 3:  # gamma
+        if loss == LOSS_GAMMA:
             e = yr * math.exp(-m)
             return 1.0 - e, fmax(e, MIN_HESS)
-        if loss == 4:  # tweedie
+        if loss == LOSS_TWEEDIE:
             a = math.exp((1.0 - p1) * m)
             b = math.exp((2.0 - p1) * m)
             return -yr * a + b, fmax(-yr * (1.0 - p1) * a + (2.0 - p1) * b, MIN_HESS)
-        if loss == 5:  # absolute
+        if loss == LOSS_ABSOLUTE:
             d = m - yr
             return (1.0 if d > 0 else (-1.0 if d < 0 else 0.0)), 1.0
         d = m - yr  # pseudo-Huber
@@ -379,17 +393,15 @@ def _nonempty(a: np.ndarray) -> np.ndarray:
 def _node_layout(ens: Any, slot_of_node: np.ndarray, slot_tree_start: np.ndarray,
                  leaf_dtype: type) -> dict[str, np.ndarray]:
     """Node arrays for the GPU routing kernel, global node ids, from the Ensemble's own arrays."""
-    from ..ensemble import MISSING_NAN, MISSING_ZERO
-
     dtype = np.float32 if ens.source == "xgboost" else np.float64
     is_leaf = ens.left < 0
     tree_of_node = np.repeat(np.arange(ens.n_trees), np.diff(ens.tree_offsets))
     offset = ens.tree_offsets[tree_of_node]
     flags = np.zeros(ens.n_nodes, dtype=np.uint8)
-    flags[ens.default_left] |= F_DEFAULT_LEFT
-    flags[ens.missing_type == MISSING_ZERO] |= F_MISSING_ZERO
-    flags[ens.missing_type == MISSING_NAN] |= F_MISSING_NAN
-    flags[ens.cat_index >= 0] |= F_CATEGORICAL
+    flags[ens.default_left] |= FLAG_DEFAULT_LEFT
+    flags[ens.missing_type == MISSING_ZERO] |= FLAG_MISSING_ZERO
+    flags[ens.missing_type == MISSING_NAN] |= FLAG_MISSING_NAN
+    flags[ens.cat_index >= 0] |= FLAG_CATEGORICAL
     leaf_local = np.zeros(ens.n_nodes, dtype=leaf_dtype)
     leaf_local[is_leaf] = (slot_of_node[is_leaf]
                            - slot_tree_start[tree_of_node[is_leaf]]).astype(leaf_dtype)
@@ -411,7 +423,6 @@ def _route_on_device(cuda: Any, ens: Any, X: Any, slot_of_node: np.ndarray,
                      slot_tree_start: np.ndarray, dtype: type, threads: int | None) -> Any:
     """Route rows on the GPU: device array ``(n_trees, n_rows)`` of local leaf numbers."""
     from ..data import to_matrix
-    from .traverse import RULE_LIGHTGBM, RULE_XGBOOST
 
     k = _kernels()
     xdt = np.float32 if ens.source == "xgboost" else np.float64

@@ -1,6 +1,6 @@
 """Leaf statistics and Newton refits on the CPU.
 
-Losses are passed as integer codes (``treeprune.objectives.LOSS_CODES``) because Numba cannot
+Losses are passed as integer codes (``treeprune._rules.LOSS_CODES``) because Numba cannot
 dispatch on strings. Gradients and hessians are those of the *mean* loss per row; sums over rows
 are weighted by ``sample_weight``.
 """
@@ -11,6 +11,16 @@ import math
 
 import numpy as np
 from numba import njit, prange
+
+from .._rules import (
+    LOSS_ABSOLUTE,
+    LOSS_GAMMA,
+    LOSS_LOGLOSS,
+    LOSS_POISSON,
+    LOSS_SOFTMAX,
+    LOSS_SQUARED,
+    LOSS_TWEEDIE,
+)
 
 _MIN_HESS = 1e-16
 
@@ -26,25 +36,25 @@ def _sigmoid(m):
 @njit(cache=True)
 def grad_hess_row(loss, y, m, p1):
     """Gradient and hessian of one row's loss at margin ``m`` (not for softmax)."""
-    if loss == 0:  # squared
+    if loss == LOSS_SQUARED:
         return m - y, 1.0
-    if loss == 1:  # logloss
+    if loss == LOSS_LOGLOSS:
         p = _sigmoid(m)
         return p - y, max(p * (1.0 - p), _MIN_HESS)
-    if loss == 2:  # poisson
+    if loss == LOSS_POISSON:
         e = math.exp(m)
         return e - y, max(e, _MIN_HESS)
-    if loss == 3:  # gamma
+    if loss == LOSS_GAMMA:
         e = y * math.exp(-m)
         return 1.0 - e, max(e, _MIN_HESS)
-    if loss == 4:  # tweedie, p1 = variance power
+    if loss == LOSS_TWEEDIE:  # p1 = variance power
         a = math.exp((1.0 - p1) * m)
         b = math.exp((2.0 - p1) * m)
         return -y * a + b, max(-y * (1.0 - p1) * a + (2.0 - p1) * b, _MIN_HESS)
-    if loss == 5:  # absolute: a unit hessian turns Newton into a (damped) gradient step
+    if loss == LOSS_ABSOLUTE:  # a unit hessian turns Newton into a (damped) gradient step
         r = m - y
         return (1.0 if r > 0 else (-1.0 if r < 0 else 0.0)), 1.0
-    # 6: pseudo-Huber with slope p1
+    # LOSS_HUBER: pseudo-Huber with slope p1
     r = m - y
     s = 1.0 + (r / p1) * (r / p1)
     q = math.sqrt(s)
@@ -54,7 +64,7 @@ def grad_hess_row(loss, y, m, p1):
 @njit(inline="always", cache=True)
 def grad_hess_at(loss, y, margin, r, c, p1):
     """Gradient and hessian of row ``r``'s loss with respect to its margin of group ``c``."""
-    if loss != 7:
+    if loss != LOSS_SOFTMAX:
         return grad_hess_row(loss, y[r], margin[r, 0], p1)
     k = margin.shape[1]
     mx = margin[r, 0]

@@ -30,27 +30,24 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-RULE_XGBOOST = 0
-RULE_LIGHTGBM = 1
-
-FLAG_DEFAULT_LEFT = 1
-FLAG_MISSING_ZERO = 2
-FLAG_MISSING_NAN = 4
-FLAG_CATEGORICAL = 8
-FLAG_LEAF = 16
-FLAG_NAN_RIGHT = 32
-FLAG_NAN_RIGHT_SHIFT = 5
-FLAG_EXACT_LE = 64  # LightGBM threshold kept as is (its next double would be +inf): x <= t
-FEATURE_BITS = 24
-FEATURE_MASK = (1 << FEATURE_BITS) - 1
+from .._rules import (
+    FEATURE_BITS,
+    FEATURE_MASK,
+    FLAG_CATEGORICAL,
+    FLAG_DEFAULT_LEFT,
+    FLAG_EXACT_LE,
+    FLAG_LEAF,
+    FLAG_MISSING_NAN,
+    FLAG_MISSING_ZERO,
+    FLAG_NAN_RIGHT_SHIFT,
+    LIGHTGBM_ZERO_THRESHOLD,
+    RULE_LIGHTGBM,
+    RULE_XGBOOST,
+    XGBOOST_MAX_CATEGORY,
+)
 
 #: Rows handled together by one thread: each tree's nodes stay in cache across the block.
 BLOCK_ROWS = 64
-
-# LightGBM's kZeroThreshold is the float 1e-35f; its dense-row reader turns every |x| at or below
-# it into 0.0 before any split sees it, whatever the missing type
-_ZERO_THRESHOLD = 1.0000000180025095e-35
-_XGB_MAX_CAT = 16777216.0  # 2**24: XGBoost treats larger codes as invalid
 
 
 @njit(inline="always", cache=True)
@@ -68,11 +65,11 @@ def _go_right_slow(x, thr, flags, cat, cat_bounds, cat_words, rule):
         if np.isnan(x):
             return (flags & FLAG_DEFAULT_LEFT) == 0
         if flags & FLAG_CATEGORICAL:
-            if x < 0 or x >= _XGB_MAX_CAT:
+            if x < 0 or x >= XGBOOST_MAX_CATEGORY:
                 return False
             return _in_bitset(cat_words, cat_bounds[cat], cat_bounds[cat + 1], np.int64(x))
         return not (x < thr)
-    if abs(x) <= _ZERO_THRESHOLD:
+    if abs(x) <= LIGHTGBM_ZERO_THRESHOLD:
         x = 0.0
     if flags & FLAG_CATEGORICAL:
         if np.isnan(x) or x <= -2147483649.0 or x >= 2147483648.0:
@@ -103,7 +100,7 @@ def _step(X, r, node, info, threshold, left, cat, cat_bounds, cat_words, rule, s
             return left[node] + ((flags >> FLAG_NAN_RIGHT_SHIFT) & 1)
         return left[node] + (0 if x < threshold[node] else 1)
     if rule == RULE_LIGHTGBM:
-        if abs(x) <= _ZERO_THRESHOLD:
+        if abs(x) <= LIGHTGBM_ZERO_THRESHOLD:
             x = 0.0
     if x != x:
         # NaN: every numerical split of either library sends it one fixed way (FLAG_NAN_RIGHT is

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ..ensemble import MISSING_NAN, MISSING_NONE, MISSING_ZERO, Ensemble
+from .._rules import LIGHTGBM_ZERO_THRESHOLD, MISSING_NAN, MISSING_NONE, MISSING_ZERO
+from ..ensemble import Ensemble
 from ..trees import Tree, assemble, bfs_order, compact, get_trees
 from .base import record
 
@@ -44,9 +45,6 @@ __all__ = [
 ]
 
 _INF = math.inf
-#: LightGBM's kZeroThreshold is the float literal 1e-35f; treeprune's kernel uses the double
-#: 1e-35. The band below covers both (it only ever widens what is considered reachable).
-_ZERO_BAND = max(1e-35, float(np.float32(1e-35)))
 _F32_NEG_INF = np.float32(-np.inf)
 
 #: Per-feature state of the rows that can reach a node: non-NaN values lie in [lo, hi] (closed,
@@ -181,9 +179,10 @@ def _split_states(source: str, state: tuple[float, float, bool], thr: float, def
     if missing_type == MISSING_NAN:
         return ((*l_iv, nan_ok and default_left), (*r_iv, nan_ok and not default_left))
     if missing_type == MISSING_ZERO:
-        # values in the zero band (and NaN, read as 0.0) go to the default side; the band's
-        # edges are taken closed and wide, and the other side keeps the band (over-approximation)
-        zlo, zhi = max(lo, -_ZERO_BAND), min(hi, _ZERO_BAND)
+        # values in LightGBM's zero band |x| <= kZeroThreshold (the float 1e-35f, as the routing
+        # kernel uses it; NaN is read as 0.0) go to the default side; the band's edges are taken
+        # closed, and the other side keeps the band (over-approximation)
+        zlo, zhi = max(lo, -LIGHTGBM_ZERO_THRESHOLD), min(hi, LIGHTGBM_ZERO_THRESHOLD)
         if default_left:
             d_iv, o_iv = l_iv, r_iv
         else:
