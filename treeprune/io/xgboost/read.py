@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from ..ensemble import Ensemble
-from ..errors import ConversionError, ModelFormatError, UnsupportedModelError
-from ..objectives import Objective, xgboost_objective
-from ..trees import Tree, bfs_order, compact, empty_nodes, get_trees
+from ...ensemble import Ensemble
+from ...errors import ConversionError, ModelFormatError, UnsupportedModelError
+from ...objectives import Objective, xgboost_objective
+from ...trees import Tree, bfs_order, compact, empty_nodes, get_trees
 
 #: XGBoost's parent id of a root node.
 _ROOT_PARENT = 2147483647
@@ -838,7 +838,7 @@ def _from_model(doc: Any, config: Any = None) -> Ensemble:
         meta["xgboost_config"] = json.dumps(cfg)
         meta["xgboost_train_params"] = train_params
 
-    from ..trees import assemble
+    from ...trees import assemble
 
     return assemble(
         None, trees, renumber=False,

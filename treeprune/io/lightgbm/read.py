@@ -42,10 +42,10 @@ from typing import Any
 
 import numpy as np
 
-from ..ensemble import Ensemble
-from ..errors import ConversionError, ModelFormatError, UnsupportedModelError
-from ..objectives import Objective, lightgbm_objective
-from ..trees import Tree, assemble, bfs_order, compact, empty_nodes, get_trees
+from ...ensemble import Ensemble
+from ...errors import ConversionError, ModelFormatError, UnsupportedModelError
+from ...objectives import Objective, lightgbm_objective
+from ...trees import Tree, assemble, bfs_order, compact, empty_nodes, get_trees
 
 #: Line (and source_meta key) holding the Scorecard saved with the model.
 SCORECARD_KEY = "treeprune_scorecard"
