@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lgb_models import FAST_SPECS, SLOW_SPECS, LgbSpec, make_data, params_for, stress_rows, train
 
+from treeprune._rules import LIGHTGBM_ZERO_THRESHOLD
 from treeprune.errors import (
     ConversionError,
     ModelFormatError,
@@ -21,7 +22,6 @@ from treeprune.errors import (
 )
 from treeprune.io import load
 from treeprune.io.lightgbm import (
-    K_ZERO_THRESHOLD,
     read_lightgbm_object,
     read_lightgbm_text,
     to_booster,
@@ -77,7 +77,7 @@ def numeric_matrix(ens, X) -> np.ndarray:
 def reference_route(ens, X) -> tuple[np.ndarray, np.ndarray]:
     """(leaf native ids (n, n_trees), leaf values (n, n_trees)) by LightGBM's rules."""
     X = numeric_matrix(ens, X)
-    X = np.where(np.abs(X) <= K_ZERO_THRESHOLD, 0.0, X)   # dense rows drop |x| <= kZeroThreshold
+    X = np.where(np.abs(X) <= LIGHTGBM_ZERO_THRESHOLD, 0.0, X)   # dense rows drop |x| <= kZeroThreshold
     n = len(X)
     leaves = np.empty((n, ens.n_trees), dtype=np.int32)
     values = np.empty((n, ens.n_trees), dtype=np.float64)
@@ -175,8 +175,8 @@ def test_ensemble_predict_matches_native(spec):
                                rtol=0, atol=1e-5)
 
 
-EDGE_VALUES = [np.nan, 0.0, -0.0, 1e-36, -1e-36, 1e-35, -1e-35, K_ZERO_THRESHOLD,
-               -K_ZERO_THRESHOLD, np.nextafter(K_ZERO_THRESHOLD, 1), 2e-35, -2e-35, 0.25,
+EDGE_VALUES = [np.nan, 0.0, -0.0, 1e-36, -1e-36, 1e-35, -1e-35, LIGHTGBM_ZERO_THRESHOLD,
+               -LIGHTGBM_ZERO_THRESHOLD, np.nextafter(LIGHTGBM_ZERO_THRESHOLD, 1), 2e-35, -2e-35, 0.25,
                np.nextafter(0.25, 1), 0.5, -0.5, -0.99, -1.0, -1.5, 1.0, 1.7, 2.0, 2.7, 32.0, 33.0,
                33.5, 64.0, 1000.0, 2.0**31 - 1, 2.0**31, 2.0**32 + 2, -2.0**31, 1e300, np.inf,
                -np.inf]
@@ -186,7 +186,7 @@ def edge_case_ensemble():
     """One single-split tree per (threshold or bitset, missing type, default_left)."""
     template = load(fitted(LgbSpec("regression", n_trees=2))[0])
     trees = []
-    for thr in [0.0, 1e-36, -1e-36, 0.25, K_ZERO_THRESHOLD, -K_ZERO_THRESHOLD, -1.0, np.inf]:
+    for thr in [0.0, 1e-36, -1e-36, 0.25, LIGHTGBM_ZERO_THRESHOLD, -LIGHTGBM_ZERO_THRESHOLD, -1.0, np.inf]:
         for cat in (False, True):
             if cat and thr != 0.0:
                 continue
@@ -239,9 +239,9 @@ def test_documented_facts():
                              and e.missing_type[r] == mt and e.default_left[r] == dl)
 
     # |x| <= kZeroThreshold is read as 0.0 even with missing type None (-1e-36 <= -1e-36 is true)
-    assert side(num(-1e-36, 0, False), [-1e-36, -K_ZERO_THRESHOLD, -2e-35]) == "RRL"
+    assert side(num(-1e-36, 0, False), [-1e-36, -LIGHTGBM_ZERO_THRESHOLD, -2e-35]) == "RRL"
     # missing type Zero: the zero band (inclusive) and NaN go to the default side
-    assert side(num(0.25, 1, False), [0.0, -K_ZERO_THRESHOLD, np.nan, 2e-35]) == "RRRL"
+    assert side(num(0.25, 1, False), [0.0, -LIGHTGBM_ZERO_THRESHOLD, np.nan, 2e-35]) == "RRRL"
     # missing type None: NaN is 0.0
     assert side(num(-1.0, 0, True), [np.nan, 0.0]) == "RR"
     # missing type NaN: only NaN is missing, zero compares normally

@@ -12,6 +12,7 @@ import pytest
 import xgboost as xgb
 from xgb_models import SPECS, XGBSpec, dmatrix, make_data, make_model, to_frame
 
+from treeprune._rules import XGBOOST_MAX_CATEGORY
 from treeprune.errors import (
     ConversionError,
     ModelFormatError,
@@ -19,7 +20,7 @@ from treeprune.errors import (
     UnsupportedModelError,
 )
 from treeprune.io import load, save
-from treeprune.io.xgboost import MAX_CATEGORY, read_xgboost_bytes, to_booster, to_bytes
+from treeprune.io.xgboost import read_xgboost_bytes, to_booster, to_bytes
 from treeprune.trees import assemble, get_trees
 
 HAS_PREDICT = importlib.util.find_spec("treeprune.predict") is not None
@@ -59,7 +60,7 @@ def ref_leaf_nodes(ens, X: np.ndarray) -> np.ndarray:
             cat = ens.cat_index[node] >= 0
             if cat.any():
                 k = ens.cat_index[node]
-                valid = (x >= 0) & (x < MAX_CATEGORY) & ~nan
+                valid = (x >= 0) & (x < XGBOOST_MAX_CATEGORY) & ~nan
                 code = np.where(valid, x, 0).astype(np.int64)
                 word = code // 32
                 lo = ens.cat_bounds[np.maximum(k, 0)]

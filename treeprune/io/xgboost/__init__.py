@@ -1,13 +1,12 @@
-"""XGBoost models (JSON, UBJSON, ``Booster`` and the scikit-learn wrappers)."""
+"""XGBoost models: JSON, UBJSON, ``Booster`` and the scikit-learn wrappers, every version.
 
-from .read import (
-    MAX_CATEGORY,
-    read_xgboost_bytes,
-    read_xgboost_object,
-    to_booster,
-    to_bytes,
-    to_json_dict,
-)
+One job per module: :mod:`.ubjson` decodes UBJSON, :mod:`.base_score` turns ``base_score`` into
+the starting margin and back, :mod:`.read` builds an Ensemble from a model document, :mod:`.write`
+builds the document (and a native Booster) from an Ensemble.
+"""
+
+from .read import read_xgboost_bytes, read_xgboost_object
+from .write import to_booster, to_bytes, to_json_dict
 
 __all__ = [
     "read_xgboost_bytes",
@@ -15,5 +14,4 @@ __all__ = [
     "to_bytes",
     "to_booster",
     "to_json_dict",
-    "MAX_CATEGORY",
 ]
