@@ -415,10 +415,14 @@ def bench(model: str, data_path: str, rows: int | None, target: str | None, repe
 @click.option("--base-score", type=float, default=600.0, show_default=True)
 @click.option("--base-odds", type=float, default=50.0, show_default=True,
               help="Good:bad odds at the base score.")
+@click.option("--categories", type=click.Choice(["levels", "codes"]), default="levels",
+              show_default=True, help="What the table holds for categorical features: the "
+              "levels stored in the model (text such as 'HomeImp'; the SQL maps them to codes "
+              "and its header lists the mapping) or integer category codes.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
 @quiet_option
 def export_sql(model: str, table: str, out_path: str | None, dialect: str, order_by: str | None,
-               pdo: float, base_score: float, base_odds: float, force: bool,
+               pdo: float, base_score: float, base_odds: float, categories: str, force: bool,
                quiet: bool) -> None:
     """Write MODEL as one SQL query: margin, probability and score per row of TABLE."""
     from .io._files import atomic_write_bytes
@@ -430,7 +434,7 @@ def export_sql(model: str, table: str, out_path: str | None, dialect: str, order
     ens = _load_model(model)
     scorecard = Scorecard(pdo=pdo, base_score=base_score, base_odds=base_odds)
     sql = to_sql(ens, table, scorecard=scorecard if ens.objective.is_binary else None,
-                 dialect=dialect, order_by=order_by)
+                 dialect=dialect, order_by=order_by, categories=categories)
     if out_path is None:
         click.echo(sql, nl=False)
         return

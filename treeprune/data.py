@@ -1,7 +1,11 @@
 """Turning user data (numpy arrays, pandas DataFrames) into the matrix a model's kernels read.
 
-DataFrame columns are matched to the model's feature names; categorical columns are encoded with
-the categories the model stores (unseen categories become missing, as LightGBM and XGBoost do).
+DataFrame columns are matched to the model's feature names. Categorical columns (pandas
+``category`` dtype, or text) are encoded with the levels the model stores (LightGBM's
+``pandas_categorical``, XGBoost's ``cats``), whatever their order in the frame. A level the model
+does not know goes where the native library sends it when scoring a pandas ``category`` column:
+LightGBM reads it as missing; XGBoost refuses the data, and so does treeprune (:class:`DataError`).
+An empty string is missing, as a CSV reader reads it, unless it is one of the model's levels.
 """
 
 from __future__ import annotations
@@ -18,6 +22,82 @@ def _is_default_names(names: tuple[str, ...]) -> bool:
     return all(n in (f"f{i}", f"Column_{i}") for i, n in enumerate(names))
 
 
+def level_codes(ens: Ensemble, feature: int, values: Any, name: str | None = None
+                ) -> np.ndarray:
+    """The model's category codes (float64, NaN for missing) of one column holding its levels.
+
+    Parameters
+    ----------
+    ens : Ensemble
+        A model that stores the levels of ``feature`` (``feature in ens.categories``).
+    feature : int
+        The feature's index.
+    values : array-like or pandas Series
+        Levels (text, numbers, or a pandas ``category`` column); NaN/None is missing.
+    name : str, optional
+        The column's name, for error messages.
+
+    Raises
+    ------
+    DataError
+        An XGBoost model and a level it was not trained on (XGBoost refuses those rows too).
+    """
+    import pandas as pd
+
+    known = list(ens.categories[feature])
+    col = values if isinstance(values, pd.Series) else pd.Series(values)
+    if not isinstance(col.dtype, pd.CategoricalDtype):
+        col = col.astype("category")
+    levels = col.cat.categories
+    # map the (few) levels of the column, then its codes: linear in the rows
+    to_model = pd.Index(known).get_indexer(levels) if len(levels) else np.empty(0, np.int64)
+    blank = np.array([isinstance(v, str) and v == "" for v in levels], dtype=bool)
+    if "" not in known:
+        to_model[blank] = -1
+    unknown = [levels[i] for i in np.flatnonzero((to_model < 0) & ~blank)]
+    codes = col.cat.codes.to_numpy()
+    if unknown and ens.source == "xgboost":
+        present = set(np.unique(codes[codes >= 0]).tolist())
+        unknown = [v for i, v in enumerate(levels) if to_model[i] < 0 and not blank[i]
+                   and i in present]
+        if unknown:
+            label = f"column {name!r}" if name is not None else f"feature {feature}"
+            shown = ", ".join(repr(v) for v in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            raise DataError(
+                f"{label} has level(s) {shown} that the XGBoost model was not trained on "
+                f"(it knows {len(known)}: {', '.join(repr(v) for v in known[:8])}"
+                f"{' ...' if len(known) > 8 else ''}); XGBoost refuses such rows too: map them "
+                "to a known level or leave them empty (missing)"
+            )
+    out = np.full(len(codes), np.nan)
+    seen = codes >= 0
+    mapped = to_model[codes[seen]]
+    out[np.flatnonzero(seen)] = np.where(mapped >= 0, mapped, np.nan)
+    return out
+
+
+def encode_levels(ens: Ensemble, frame: Any) -> Any:
+    """``frame`` with every column of a feature whose levels the model stores turned into codes.
+
+    For data read from files (CSV, Parquet), where a categorical feature's column holds its
+    levels as text or numbers: the columns become float64 category codes (NaN for missing), the
+    same mapping as the SQL export. Other columns are left as they are.
+
+    Raises
+    ------
+    DataError
+        See :func:`level_codes`.
+    """
+    names = list(ens.feature_names)
+    if not ens.categories or not names:
+        return frame
+    out = frame.copy(deep=False)
+    for j, known in ens.categories.items():
+        if j < len(names) and names[j] in out.columns and len(known):
+            out[names[j]] = level_codes(ens, j, out[names[j]], names[j])
+    return out
+
+
 def _frame_to_matrix(ens: Ensemble, df: Any, dtype: type) -> np.ndarray:
     import pandas as pd
 
@@ -27,9 +107,10 @@ def _frame_to_matrix(ens: Ensemble, df: Any, dtype: type) -> np.ndarray:
         missing = [n for n in names if n not in columns]
         if missing:
             shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
+            close = _close_names(missing, columns)
             raise DataError(
-                f"data is missing {len(missing)} feature column(s) the model uses: {shown}; "
-                "pass a DataFrame with the model's feature names"
+                f"data is missing {len(missing)} feature column(s) the model uses: {shown}"
+                f"{close}; the data needs one column per model feature, named as in the model"
             )
         df = df.loc[:, [df.columns[columns.index(n)] for n in names]]
     elif df.shape[1] != ens.n_features:
@@ -40,23 +121,39 @@ def _frame_to_matrix(ens: Ensemble, df: Any, dtype: type) -> np.ndarray:
     bad = []
     for j in range(ens.n_features):
         col = df.iloc[:, j]
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            known = ens.categories.get(j)
-            if known is not None:
-                col = col.cat.set_categories(list(known))
+        numeric = pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_numeric_dtype(col.dtype)
+        if not numeric and ens.categories.get(j):  # levels (category dtype or text) -> codes
+            out[:, j] = level_codes(ens, j, col, str(df.columns[j]))
+        elif isinstance(col.dtype, pd.CategoricalDtype):  # the model stores no levels: codes
             codes = col.cat.codes.to_numpy().astype(np.float64)
             codes[codes < 0] = np.nan
             out[:, j] = codes
-        elif pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_numeric_dtype(col.dtype):
+        elif numeric:
             out[:, j] = col.to_numpy(dtype=np.float64, na_value=np.nan)
         else:
             bad.append(str(df.columns[j]))
     if bad:
         raise DataError(
-            f"non-numeric column(s) {', '.join(bad[:8])}: convert them to numbers or to pandas "
-            "'category' dtype"
+            f"non-numeric column(s) {', '.join(bad[:8])} for feature(s) the model reads as numbers"
+            " (it stores no category levels for them); give numbers, or category codes"
         )
     return out
+
+
+def _close_names(missing: list[str], columns: list[str]) -> str:
+    """`` (did you mean ...)`` for missing names that differ from a column only in case/spacing."""
+    import difflib
+
+    hints = []
+    folded = {c.casefold().strip(): c for c in columns}
+    for name in missing[:8]:
+        match = folded.get(name.casefold().strip())
+        if match is None:
+            near = difflib.get_close_matches(name, columns, n=1, cutoff=0.8)
+            match = near[0] if near else None
+        if match is not None:
+            hints.append(f"{name!r} -> {match!r}")
+    return f" (close matches in the data: {', '.join(hints)})" if hints else ""
 
 
 def to_matrix(ens: Ensemble, X: Any, dtype: type) -> np.ndarray:
@@ -87,3 +184,6 @@ def to_matrix(ens: Ensemble, X: Any, dtype: type) -> np.ndarray:
             f"data has {arr.shape[1]} columns but the model expects {ens.n_features} features"
         )
     return np.ascontiguousarray(arr, dtype=dtype)
+
+
+__all__ = ["encode_levels", "level_codes", "to_matrix"]

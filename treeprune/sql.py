@@ -24,13 +24,25 @@ value (a NaN in the native libraries):
   ``|x| <= kZeroThreshold`` (the float ``1e-35f``) is read as 0.0, as LightGBM's row reader does;
   missing type *None* reads ``NULL`` as 0.0; type *Zero* sends ``NULL`` and zeros the default way;
   type *NaN* sends ``NULL`` the default way. Each rule folds into one or two comparisons.
-* **Categorical splits** compare the integer part of the value with an ``IN (...)`` list of the
-  bitset's categories (XGBoost: in the list goes right; LightGBM: in the list goes left). The table
-  must hold the model's category *codes* (the position in the model's category list), not labels.
-  LightGBM's truncation (``-0.5`` is code 0, negative codes and ``NULL`` go right) is reproduced
-  exactly. XGBoost casts the value to float32 before truncating; a *non-integer* value within
-  float32 rounding below an integer (``2.99999999`` becomes ``3.0f``) is truncated to the lower
-  code in SQL, the one case where SQL and XGBoost can differ (integer codes are exact).
+* **Categorical splits** compare a category code with an ``IN (...)`` list of the bitset's
+  categories (XGBoost: in the list goes right; LightGBM: in the list goes left).
+
+  *Levels* (the default, ``categories="levels"``): where the model stores its categories' levels
+  (LightGBM's ``pandas_categorical``, XGBoost's ``cats`` in a 3.x JSON model), the table holds the
+  levels themselves (``'HomeImp'``), as the data the model was trained on did, and the query maps
+  each level to the model's code with one ``CASE`` per feature in a ``WITH ... AS MATERIALIZED``
+  query (SQLite 3.35+, PostgreSQL 12+); the header lists the mapping. A level the model does not know goes where the native library sends it when scoring
+  a pandas ``category`` column: LightGBM reads it as missing (right at every categorical split,
+  like ``NULL``); XGBoost refuses such a row, so its ``margin``, ``probability`` and ``score`` are
+  ``NULL``, while ``NULL`` is missing (the split's default direction). An empty string is read as
+  missing, as a CSV reader does, unless it is one of the model's levels.
+
+  *Codes* (``categories="codes"``, and features whose levels the model does not store): the table
+  holds the category *codes* (the position in the model's category list) and the query truncates
+  them. LightGBM's truncation (``-0.5`` is code 0, negative codes and ``NULL`` go right) is
+  reproduced exactly. XGBoost casts the value to float32 before truncating; a *non-integer* value
+  within float32 rounding below an integer (``2.99999999`` becomes ``3.0f``) is truncated to the
+  lower code in SQL, the one case where SQL and XGBoost can differ (integer codes are exact).
 
 Numbers are written with 17 significant digits, so every threshold and leaf value reads back as
 the same double (SQLite's parser does not always round the *shortest* repr correctly; 17 digits
@@ -38,7 +50,7 @@ it does). The margin is summed in double precision; XGBoost accumulates in float
 margins agree to float32 rounding (about 1e-6 relative) while routing is identical.
 
 Dialects: ``"sqlite"`` (default) orders the rows by ``rowid`` (a rowid table, not a view or a
-``WITHOUT ROWID`` table; pass ``order_by`` otherwise) and needs SQLite's math functions for
+``WITHOUT ROWID`` table; give ``order_by`` otherwise) and needs SQLite's math functions for
 ``exp`` (built in since 3.35 when compiled with ``SQLITE_ENABLE_MATH_FUNCTIONS``, as Python's
 ``sqlite3`` and the ``sqlite3`` shell are; on other builds register one with
 ``connection.create_function("exp", 1, math.exp)``). ``"postgresql"`` uses ``TRUNC`` for category
@@ -46,7 +58,8 @@ codes and returns rows in no particular order unless ``order_by`` names a column
 
 SQLite's parser limits nesting: trees deeper than ``max_nesting`` (default 10) are written as a flat
 ``CASE`` with one ``WHEN`` per leaf (the conjunction of the conditions on its path), which is the
-same function of the row. Columns must be numeric (SQLite compares TEXT above every number).
+same function of the row. Numerical features' columns must be numeric (SQLite compares TEXT
+above every number).
 """
 
 from __future__ import annotations
@@ -63,12 +76,15 @@ from .errors import ConversionError, UnsupportedModelError
 from .scorecard import Scorecard
 
 DIALECTS = ("sqlite", "postgresql")
+#: What the table holds for a categorical feature: the model's levels, or its integer codes.
+CATEGORY_INPUTS = ("levels", "codes")
 _ALIASES = {"sqlite": "sqlite", "sqlite3": "sqlite", "postgresql": "postgresql",
             "postgres": "postgresql", "pg": "postgresql"}
 #: Terms summed in one parenthesised group (bounds SQLite's expression depth: 1000).
 _CHUNK = 64
 _ROW_ALIAS = '"_treeprune_row"'
 _MARGIN = '"margin"'
+_CODED = '"_treeprune_coded"'
 
 
 # ------------------------------------------------------------------------------------------------
@@ -112,6 +128,46 @@ def number(x: float) -> str:
 
 def _comment(text: str) -> str:
     return "-- " + " ".join(str(text).split())
+
+
+def level_literal(value: Any) -> str:
+    """A category level (text or number, as the model stores it) as a SQL literal."""
+    if isinstance(value, (bool, np.bool_)):
+        return "1" if value else "0"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return number(float(value))
+    text = str(value)
+    if "\x00" in text:
+        raise ConversionError(f"category level {text!r} contains a NUL character")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _usable_levels(levels: tuple[Any, ...]) -> bool:
+    """Levels a CASE can match: none NaN (a NaN level can never equal a value)."""
+    return bool(levels) and not any(
+        isinstance(v, (float, np.floating)) and not np.isfinite(v) for v in levels)
+
+
+def _code_case(column: str, levels: tuple[Any, ...], refuse_unknown: bool) -> str:
+    """The model's category code of a column holding levels (see the module doc).
+
+    NULL (and ``''`` when the levels are text and ``''`` is not one of them) is missing: NULL.
+    Any other unknown value is NULL too (LightGBM reads it as missing) or, with
+    ``refuse_unknown`` (XGBoost), the code -1 that makes the whole row NULL.
+    """
+    whens = [f"WHEN {column} IS NULL THEN NULL"]
+    if any(isinstance(v, str) for v in levels) and "" not in levels:
+        whens.append(f"WHEN {column} = '' THEN NULL")
+    whens += [f"WHEN {column} = {level_literal(v)} THEN {code}" for code, v in enumerate(levels)]
+    tail = " ELSE -1" if refuse_unknown else ""
+    return f"CASE {' '.join(whens)}{tail} END"
+
+
+def _mapping_comment(column: str, levels: tuple[Any, ...]) -> str:
+    pairs = ", ".join(f"{level_literal(v)} -> {code}" for code, v in enumerate(levels))
+    return _comment(f"{column}: {pairs}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -191,8 +247,11 @@ def _bitset_codes(words: np.ndarray) -> list[int]:
 
 
 class _Writer:
-    def __init__(self, ens: Ensemble, dialect: str, max_nesting: int | None):
+    def __init__(self, ens: Ensemble, dialect: str, max_nesting: int | None,
+                 coded: frozenset[int] = frozenset()):
         self.ens = ens
+        #: features whose column already holds the model's category code (mapped from levels)
+        self.coded = coded
         self.dialect = dialect
         self.max_nesting = max_nesting
         self.xgb = ens.source == "xgboost"
@@ -227,6 +286,14 @@ class _Writer:
             words = ens.cat_words[int(ens.cat_bounds[cat]):int(ens.cat_bounds[cat + 1])]
             codes = _bitset_codes(words)
             listed = ", ".join(str(c) for c in codes)
+            if int(ens.feature[node]) in self.coded:
+                # an exact code >= 0 or NULL (missing); XGBoost's -1 (unknown) nulls the row
+                if self.xgb:
+                    expr = f"{col} NOT IN ({listed})" if codes else True
+                    return _Cond(col, expr, default_left)
+                if not codes:
+                    return _Cond(col, False, False)
+                return _Cond(col, f"{col} IN ({listed})", False)
             if self.xgb:
                 # NaN -> default; float32(x) < 0 or >= 2**24 -> left; in the set -> right
                 if not codes:
@@ -403,6 +470,35 @@ def _score(ens: Ensemble, scorecard: Scorecard | None, margin: str) -> str:
     return expr
 
 
+def _category_header(ens: Ensemble, writer: _Writer, categorical: list[int],
+                     levels: dict[int, tuple[Any, ...]]) -> list[str]:
+    """Header lines saying what each categorical column holds (and every level mapping)."""
+    if not categorical:
+        return []
+    lines = []
+    if levels:
+        lines.append(_comment("categorical columns hold the model's levels, mapped to its "
+                              "category codes (level -> code):"))
+        lines += [_mapping_comment(writer.columns[f], levels[f]) for f in sorted(levels)]
+        text = any(isinstance(v, str) for lv in levels.values() for v in lv)
+        empty = "NULL and '' are" if text else "NULL is"
+        if writer.xgb:
+            lines.append(_comment(
+                f"{empty} missing (the split's default direction); any other value makes the "
+                "row's margin, probability and score NULL (XGBoost refuses categories it was "
+                "not trained on)"))
+        else:
+            lines.append(_comment(
+                f"{empty} missing, and so is any other value (LightGBM sends them right at "
+                "every categorical split)"))
+    codes = [f for f in categorical if f not in levels]
+    if codes:
+        names = ", ".join(writer.columns[f] for f in codes)
+        lines.append(_comment(f"{names}: integer category codes (position in the model's "
+                              "category list)"))
+    return lines
+
+
 def to_sql(
     ens: Any,
     table: str | Sequence[str],
@@ -411,6 +507,7 @@ def to_sql(
     *,
     order_by: str | None = None,
     max_nesting: int | None = 10,
+    categories: str = "levels",
 ) -> str:
     """The ensemble as one SQL ``SELECT`` computing ``margin``, ``probability`` and ``score``.
 
@@ -420,7 +517,7 @@ def to_sql(
         A binary or regression model (multiclass models are not supported).
     table : str or sequence of str
         The table to score; its columns are the model's feature names (numeric; NULL for a missing
-        value; categorical features as integer codes). A sequence is a qualified name
+        value; categorical features as ``categories`` says). A sequence is a qualified name
         (``("schema", "table")``). Every part is double-quoted.
     scorecard : Scorecard, optional
         Points scaling for the ``score`` column (``offset - factor * margin``, rounded with SQL's
@@ -434,6 +531,13 @@ def to_sql(
     max_nesting : int or None, default 10
         Trees deeper than this are written as a flat ``CASE`` (one ``WHEN`` per leaf) so that
         SQLite's parser (stack depth 100) accepts them; None nests every tree.
+    categories : {"levels", "codes"}, default "levels"
+        What the table holds for a categorical feature. ``"levels"``: the levels stored in the
+        model (text such as ``'HomeImp'``, or the numbers the model was trained on), mapped to
+        the model's codes by the query itself; unknown levels go where the native library sends
+        them (LightGBM: missing; XGBoost: the row's outputs are NULL, as XGBoost refuses the row).
+        ``"codes"``: integer category codes. Features whose levels the model does not store
+        always read codes. The header lists every mapping.
 
     Returns
     -------
@@ -445,7 +549,7 @@ def to_sql(
     UnsupportedModelError
         A multiclass model.
     ConversionError
-        An unknown dialect, a non-finite leaf value or an invalid table name.
+        An unknown dialect or ``categories``, a non-finite leaf value or an invalid table name.
     """
     from . import __version__
     from .io import load
@@ -462,8 +566,20 @@ def to_sql(
         )
     if max_nesting is not None and int(max_nesting) < 1:
         raise ConversionError(f"max_nesting must be >= 1 or None; got {max_nesting}")
-    writer = _Writer(ens, dialect, None if max_nesting is None else int(max_nesting))
+    if categories not in CATEGORY_INPUTS:
+        raise ConversionError(f"categories must be one of {', '.join(CATEGORY_INPUTS)}; "
+                              f"got {categories!r}")
+    used = [int(f) for f in ens.features_used()]
+    categorical_used = sorted({int(ens.feature[i]) for i in np.flatnonzero(
+        (ens.left >= 0) & (ens.cat_index >= 0))})
+    levels = {f: tuple(ens.categories[f]) for f in categorical_used
+              if categories == "levels" and _usable_levels(tuple(ens.categories.get(f, ())))}
+    writer = _Writer(ens, dialect, None if max_nesting is None else int(max_nesting),
+                     frozenset(levels))
     margin_sql = writer.margin("      ")
+    if levels and writer.xgb:  # XGBoost refuses a level it was not trained on: so does the SQL
+        unknown = " OR ".join(f"{writer.columns[f]} = -1" for f in levels)
+        margin_sql = f"CASE WHEN {unknown} THEN NULL ELSE {margin_sql} END"
     table_sql = _table_identifier(table)
     if order_by is not None:
         row_key = quote_identifier(order_by)
@@ -471,6 +587,22 @@ def to_sql(
         row_key = "rowid"
     else:
         row_key = None
+    source_sql = [f"  FROM {table_sql}"]
+    coded_sql: list[str] = []
+    if levels:
+        # a materialized CTE turns the level columns into codes once per row, under the same
+        # names (a plain subquery is flattened into every reference: twice as slow in SQLite)
+        inner = [f"    {row_key} AS {_ROW_ALIAS}"] if row_key else []
+        for f in used:
+            col = writer.columns[f]
+            if f in levels:
+                inner.append(f"    {_code_case(col, levels[f], writer.xgb)} AS {col}")
+            else:
+                inner.append(f"    {col}")
+        coded_sql = [f"WITH {_CODED} AS MATERIALIZED (", "  SELECT", ",\n".join(inner),
+                     f"  FROM {table_sql}", ")"]
+        source_sql = [f"  FROM {_CODED}"]
+        row_key = _ROW_ALIAS if row_key else None
     rule = ("XGBoost: left iff float32(x) < threshold (written as exact double comparisons); "
             "NULL follows the default direction" if writer.xgb else
             "LightGBM: left iff x <= threshold after missing-value handling "
@@ -479,12 +611,14 @@ def to_sql(
         _comment(f"generated by treeprune {__version__}: {ens.source} model, objective "
                  f"{ens.objective.name}, {ens.n_trees} trees, {ens.n_leaves} leaves, "
                  f"{ens.n_features} features"),
-        _comment(f"one row per row of {table_sql}" + (f", ordered by {row_key}" if row_key else
-                                                     " (no ORDER BY: pass order_by)")),
+        _comment(f"one row per row of {table_sql}" + (
+            f", ordered by {quote_identifier(order_by) if order_by is not None else 'rowid'}"
+            if row_key else " (no ORDER BY: name an ordering column with --order-by / "
+            "order_by=)")),
         _comment("columns: margin (raw score), probability (prediction on the response scale), "
                  "score (scorecard points)"),
         _comment(rule),
-        _comment("categorical features hold the model's integer category codes"),
+        *_category_header(ens, writer, categorical_used, levels),
     ]
     if ens.objective.is_binary or scorecard is not None:
         sc = scorecard or Scorecard()
@@ -492,7 +626,7 @@ def to_sql(
                                f"base score {sc.base_score:g} at good:bad odds {sc.base_odds:g})"))
     inner_cols = [f"    {row_key} AS {_ROW_ALIAS}," if row_key else None,
                   f"    {margin_sql} AS {_MARGIN}"]
-    lines = header + [
+    lines = header + coded_sql + [
         "SELECT",
         f"  {_MARGIN} AS {_MARGIN},",
         f"  {_probability(ens, _MARGIN)} AS \"probability\",",
@@ -500,7 +634,7 @@ def to_sql(
         "FROM (",
         "  SELECT",
         *[c for c in inner_cols if c],
-        f"  FROM {table_sql}",
+        *source_sql,
         ") AS \"_treeprune_scored\"",
     ]
     if row_key:
@@ -508,4 +642,5 @@ def to_sql(
     return "\n".join(lines) + ";\n"
 
 
-__all__ = ["DIALECTS", "float32_less_bound", "number", "quote_identifier", "to_sql"]
+__all__ = ["CATEGORY_INPUTS", "DIALECTS", "float32_less_bound", "level_literal", "number",
+           "quote_identifier", "to_sql"]
