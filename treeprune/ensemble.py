@@ -136,10 +136,13 @@ class Ensemble:
     def tree_slice(self, t: int) -> slice:
         return slice(int(self.tree_offsets[t]), int(self.tree_offsets[t + 1]))
 
+    def tree_of_node(self) -> np.ndarray:
+        """The tree each node belongs to, shape (n_nodes,)."""
+        return np.repeat(np.arange(self.n_trees), np.diff(self.tree_offsets))
+
     def tree_n_leaves(self) -> np.ndarray:
         """Leaves per tree, shape (n_trees,)."""
-        tree_of_node = np.repeat(np.arange(self.n_trees), np.diff(self.tree_offsets))
-        return np.bincount(tree_of_node[self.left < 0], minlength=self.n_trees)
+        return np.bincount(self.tree_of_node()[self.left < 0], minlength=self.n_trees)
 
     def node_depths(self) -> np.ndarray:
         """Depth of every node (root = 0), shape (n_nodes,)."""
@@ -163,8 +166,7 @@ class Ensemble:
         """Maximum depth of each tree (a single leaf has depth 0)."""
         depth = self.node_depths()
         out = np.zeros(self.n_trees, dtype=np.int32)
-        tree_of_node = np.repeat(np.arange(self.n_trees), np.diff(self.tree_offsets))
-        np.maximum.at(out, tree_of_node, depth)
+        np.maximum.at(out, self.tree_of_node(), depth)
         return out
 
     def leaf_layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -177,7 +179,7 @@ class Ensemble:
         is_leaf = self.left < 0
         slot_of_node = np.cumsum(is_leaf) - 1
         slot_node = np.flatnonzero(is_leaf)
-        tree_of_node = np.repeat(np.arange(self.n_trees), np.diff(self.tree_offsets))
+        tree_of_node = self.tree_of_node()
         slot_tree_start = np.concatenate(
             [[0], np.cumsum(np.bincount(tree_of_node[is_leaf], minlength=self.n_trees))]
         ).astype(np.int64)

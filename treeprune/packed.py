@@ -97,8 +97,7 @@ def pack(ens: Ensemble) -> Packed:
     left = np.where(is_leaf, np.arange(len(order)) - 1, packed_left).astype(np.int32)
     threshold = np.where(is_leaf, -np.inf, thr).astype(dtype)
 
-    tree_of_node = np.repeat(np.arange(ens.n_trees), np.diff(ens.tree_offsets))
-    weight = ens.tree_weight[tree_of_node[order]]
+    weight = ens.tree_weight[ens.tree_of_node()[order]]
     value = np.where(is_leaf, ens.value[order], 0.0)
     if is_xgb:
         # XGBoost multiplies the float32 leaf by the float32 DART weight

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ._rules import MISSING_NAN
 from .ensemble import NODE_FIELDS, Ensemble
 
 
@@ -49,8 +50,38 @@ def empty_nodes(n: int) -> dict[str, np.ndarray]:
         nodes[name][:] = -1
     for name in ("value", "gain", "cover", "count"):
         nodes[name][:] = np.nan
-    nodes["missing_type"][:] = 2
+    nodes["missing_type"][:] = MISSING_NAN
     return nodes
+
+
+def copy_nodes(tree: Tree) -> dict[str, np.ndarray]:
+    """Writable copies of a tree's node arrays, for an editor that changes nodes in place."""
+    return {k: np.array(v, copy=True) for k, v in tree.nodes.items()}
+
+
+def make_leaf(nodes: dict[str, np.ndarray], n: int, value: float) -> None:
+    """Turn node ``n`` of ``nodes`` into a leaf with ``value`` (its subtree becomes unreachable)."""
+    nodes["left"][n] = -1
+    nodes["right"][n] = -1
+    nodes["feature"][n] = -1
+    nodes["cat_index"][n] = -1
+    nodes["threshold"][n] = 0.0
+    nodes["default_left"][n] = False
+    nodes["missing_type"][n] = MISSING_NAN
+    nodes["gain"][n] = np.nan
+    nodes["value"][n] = value
+
+
+def subtree_leaves(left: np.ndarray, right: np.ndarray, node: int) -> list[int]:
+    """Local ids of the leaves under ``node`` (``[node]`` itself when it is a leaf)."""
+    out, stack = [], [node]
+    while stack:
+        i = stack.pop()
+        if left[i] < 0:
+            out.append(i)
+        else:
+            stack.extend((int(left[i]), int(right[i])))
+    return out
 
 
 def get_tree(ens: Ensemble, t: int) -> Tree:

@@ -32,7 +32,7 @@ import numpy as np
 
 from .._rules import LIGHTGBM_ZERO_THRESHOLD, MISSING_NAN, MISSING_NONE, MISSING_ZERO
 from ..ensemble import Ensemble
-from ..trees import Tree, assemble, bfs_order, compact, get_trees
+from ..trees import Tree, assemble, bfs_order, compact, copy_nodes, get_trees
 from .base import record
 
 __all__ = [
@@ -54,10 +54,6 @@ _EMPTY_IV = (_INF, -_INF)
 
 
 # ----------------------------------------------------------------------------- tree helpers
-def _copy_nodes(tree: Tree) -> dict[str, np.ndarray]:
-    return {k: np.array(v, copy=True) for k, v in tree.nodes.items()}
-
-
 def _n_internal(tree: Tree) -> int:
     order = bfs_order(tree)
     return int(np.count_nonzero(tree.nodes["left"][order] >= 0))
@@ -79,19 +75,6 @@ def _replace_by_child(nodes: dict[str, np.ndarray], n: int, c: int, keep_stats: 
         arr[n] = arr[c]
     for name, v in keep.items():
         nodes[name][n] = v
-
-
-def _make_leaf(nodes: dict[str, np.ndarray], n: int, value: float) -> None:
-    """Turn node ``n`` into a leaf with ``value`` (its subtree becomes unreachable)."""
-    nodes["left"][n] = -1
-    nodes["right"][n] = -1
-    nodes["feature"][n] = -1
-    nodes["cat_index"][n] = -1
-    nodes["threshold"][n] = 0.0
-    nodes["default_left"][n] = False
-    nodes["missing_type"][n] = MISSING_NAN
-    nodes["gain"][n] = np.nan
-    nodes["value"][n] = value
 
 
 def _reachable_leaves(tree: Tree) -> np.ndarray:
@@ -199,7 +182,7 @@ def _possible(state: tuple[float, float, bool]) -> bool:
 
 
 def _prune_unreachable_tree(tree: Tree, source: str) -> tuple[Tree, int]:
-    nd = _copy_nodes(tree)
+    nd = copy_nodes(tree)
     left, right = nd["left"], nd["right"]
     changed = False
     stack: list[tuple[int, dict[int, tuple[float, float, bool]]]] = [(0, {})]
@@ -263,7 +246,7 @@ def remove_unreachable(ens: Ensemble) -> Ensemble:
 
 # ----------------------------------------------------------------------------- equal subtrees
 def _merge_equal_tree(tree: Tree, source: str) -> tuple[Tree, int]:
-    nd = _copy_nodes(tree)
+    nd = copy_nodes(tree)
     left, right = nd["left"], nd["right"]
     order = bfs_order(tree)
     sig = np.full(tree.n_nodes, -1, dtype=np.int64)

@@ -49,9 +49,9 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from ..ensemble import Ensemble
-from ..trees import Tree, assemble, bfs_order, get_trees
+from ..trees import Tree, assemble, bfs_order, copy_nodes, get_trees, make_leaf, subtree_leaves
 from .base import record
-from .lossless import _copy_nodes, _make_leaf, drop_trees
+from .lossless import drop_trees
 
 __all__ = [
     "collapse_low_gain",
@@ -202,19 +202,8 @@ def _value_rule(ens: Ensemble) -> _ValueRule:
     return _ValueRule(ens.source, np.full(ens.n_trees, np.nan), 0.0, {})
 
 
-def _subtree_leaves(nd: dict[str, np.ndarray], n: int) -> list[int]:
-    out, stack = [], [n]
-    while stack:
-        i = stack.pop()
-        if nd["left"][i] < 0:
-            out.append(i)
-        else:
-            stack.extend((int(nd["left"][i]), int(nd["right"][i])))
-    return out
-
-
 def _fallback_value(nd: dict[str, np.ndarray], n: int, lam: float) -> float:
-    leaves = _subtree_leaves(nd, n)
+    leaves = subtree_leaves(nd["left"], nd["right"], n)
     v = nd["value"][leaves]
     h = nd["cover"][leaves]
     if np.all(np.isfinite(h)) and np.all(h >= 0) and h.sum() + lam > 0:
@@ -250,7 +239,7 @@ class _Editor:
         self.tree = tree
         self.t = t
         self.rule = rule
-        self.nd = _copy_nodes(tree)
+        self.nd = copy_nodes(tree)
         nd = self.nd
         self.order = bfs_order(tree)
         n = tree.n_nodes
@@ -312,7 +301,7 @@ class _Editor:
 
     def collapse(self, n: int, value: float) -> None:
         removed = int(self.n_int[n])
-        _make_leaf(self.nd, n, value)
+        make_leaf(self.nd, n, value)
         self.collapsed += removed
         self.changed = True
         self.n_int[n] = 0
@@ -435,8 +424,7 @@ def tree_total_gain(ens: Ensemble) -> np.ndarray:
     """Sum of the stored split gains of each tree (unknown gains count 0), shape (n_trees,)."""
     internal = ens.left >= 0
     gain = np.where(internal & np.isfinite(ens.gain), ens.gain, 0.0)
-    tree_of_node = np.repeat(np.arange(ens.n_trees), np.diff(ens.tree_offsets))
-    return np.bincount(tree_of_node, weights=gain, minlength=ens.n_trees)
+    return np.bincount(ens.tree_of_node(), weights=gain, minlength=ens.n_trees)
 
 
 def _ensure_each_group(ens: Ensemble, keep: set[int], gains: np.ndarray) -> set[int]:
