@@ -27,7 +27,7 @@ from .io import load, save
 __version__ = "0.1.0"
 
 # imported on first use: they pull in scikit-learn, which a scoring process does not need
-_LAZY = {"prune": "pruning", "PruneResult": "pruning", "compare": "metrics", "Scorecard": "scorecard"}
+_LAZY = {"prune": "pruning", "PruneResult": "pruning", "compare": "comparison", "Scorecard": "scorecard"}
 
 
 def __getattr__(name: str):

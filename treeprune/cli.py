@@ -346,7 +346,7 @@ def prune(model: str, data_path: str, target: str, tolerance: float | None,
 def compare(model_a: str, model_b: str, data_path: str, target: str | None, output: str,
             quiet: bool, as_json: bool) -> None:
     """Compare two models on the same rows: metrics, correlations, PSI, swap sets."""
-    from .metrics import compare as run_compare
+    from .comparison import compare as run_compare
 
     a, b = _load_model(model_a), _load_model(model_b)
     X, y = _split_target(read_data(data_path), target, data_path)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._validation import check_labels, check_weights
 from .data import to_matrix
 from .ensemble import Ensemble
 from .errors import DataError, PruneError
@@ -107,14 +108,11 @@ def evaluate(ens: Ensemble, metric: str, X: np.ndarray, y: np.ndarray,
 
 def score_margin(ens: Ensemble, metric: str, margin: np.ndarray, y: np.ndarray,
                  sample_weight: np.ndarray | None = None) -> float:
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     if metric in ("auc", "gini", "ks"):
-        if metric == "ks":
-            fpr, tpr, _ = roc_curve(y, margin, sample_weight=sample_weight)
-            return float(np.max(tpr - fpr))
-        auc = float(roc_auc_score(y, margin, sample_weight=sample_weight))
-        return auc if metric == "auc" else 2 * auc - 1
+        from . import metrics
+
+        score = {"auc": metrics.auc, "gini": metrics.gini, "ks": metrics.ks}[metric]
+        return score(y, margin, sample_weight)
     return ens.objective.loss_value(y, margin, sample_weight)
 
 
@@ -135,21 +133,6 @@ def _constraints(ens: Ensemble, given: Any) -> tuple[int, ...]:
     if any(v not in (-1, 0, 1) for v in out):
         raise PruneError("monotone constraints must be -1, 0 or +1")
     return tuple(out)
-
-
-def _check_labels(ens: Ensemble, y: np.ndarray) -> None:
-    o = ens.objective
-    if not np.all(np.isfinite(y)):
-        raise DataError("labels contain NaN or infinite values; drop or fill those rows first")
-    if o.is_binary and not np.all(np.isin(y, (0.0, 1.0))):
-        raise DataError(f"binary objective {o.name!r} needs labels 0/1; got values "
-                        f"{np.unique(y)[:6].tolist()}")
-    if o.is_multiclass and (np.any(y != np.round(y)) or y.min() < 0 or y.max() >= o.n_classes):
-        raise DataError(f"multiclass labels must be integers 0..{o.n_classes - 1}")
-    if o.loss in ("poisson", "tweedie") and np.any(y < 0):
-        raise DataError(f"objective {o.name!r} needs non-negative labels")
-    if o.loss == "gamma" and np.any(y <= 0):
-        raise DataError(f"objective {o.name!r} needs positive labels")
 
 
 def _split(y: np.ndarray, stratify: bool, judge_fraction: float, random_state: int
@@ -275,15 +258,10 @@ def prune(
     n = Xm.shape[0]
     if n == 0:
         raise DataError("the data has no rows")
-    yv = np.asarray(y, dtype=np.float64).reshape(-1)
-    if len(yv) != n:
-        raise DataError(f"X has {n} rows but y has {len(yv)} labels")
-    _check_labels(ens, yv)
+    yv = check_labels(y, n, ens.objective)
     if n < 20:
         raise DataError(f"pruning needs at least 20 rows to fit and judge on; got {n}")
-    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-    if w is not None and (len(w) != n or not np.all(np.isfinite(w)) or np.any(w < 0)):
-        raise DataError("sample_weight must have one finite non-negative value per row")
+    w = check_weights(sample_weight, n)
     stratify = ens.objective.is_binary or ens.objective.is_multiclass
     if cv >= 2:
         folds = _folds(yv, stratify, cv, random_state)

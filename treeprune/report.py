@@ -319,7 +319,7 @@ def _plot_path(result: Any) -> bytes:
 
 
 def _build(result: Any, X: Any, y: Any) -> _Content:
-    from .metrics import compare
+    from .comparison import compare
 
     original, pruned = result.original, result.model
     size = size_table(original, pruned)
