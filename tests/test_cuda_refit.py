@@ -1,4 +1,4 @@
-"""GPU leaf refit (``treeprune.kernels.cuda_refit``) against the CPU refit.
+"""GPU leaf refit (``refit_leaves(device="cuda")``, ``treeprune.kernels.cuda_refit``) against the CPU.
 
 Without a GPU the kernels run in numba's CUDA simulator. ``NUMBA_ENABLE_CUDASIM`` must be set
 before numba is imported, so every simulator comparison runs in a subprocess and the rest of the
@@ -21,7 +21,7 @@ from xgb_models import XGBSpec, make_model
 import treeprune as tp
 from treeprune.errors import DeviceError
 from treeprune.kernels.device import cuda_available, resolve_device
-from treeprune.passes.datadriven import refit_leaves
+from treeprune.passes.datadriven import LeafFrame, refit_leaves
 
 TESTS = Path(__file__).resolve().parent
 SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
@@ -79,15 +79,15 @@ else:
     y = (rng.random(len(X)) < 0.4).astype(np.float64)
     X_route = stress_rows(booster, Xe, spec.n_features)
 ens = tp.load(booster)
-cpu = refit_leaves(ens, X, y, w, **kw)
-if case == "xgb_monotone":  # through the public switch
-    gpu = refit_leaves(ens, X, y, w, device="cuda", **kw)
-else:
-    gpu = cuda_refit.refit_leaves_cuda(ens, X, y, w, **kw)
-# the leaf slots that the GPU routing finds and those of the CPU routing
 ens_u = _unfold_intercept(ens)
+cpu = refit_leaves(ens, X, y, w, **kw)
+if case == "xgb_softmax":  # rows routed on the CPU, Newton rounds on the GPU
+    gpu = refit_leaves(ens, X, y, w, frame=LeafFrame.build(ens_u, X), device="cuda", **kw)
+else:
+    gpu = refit_leaves(ens, X, y, w, device="cuda", **kw)
+# the leaf slots that the GPU routing finds and those of the CPU routing
 Xr = X if X_route is None else X_route
-slots_gpu = cuda_refit.route_leaves_cuda(ens_u, Xr)
+slots_gpu = LeafFrame.build(ens_u, Xr, device="cuda").leaf_slot
 slots_cpu = LeafFrame.build(ens_u, Xr).leaf_slot
 leaf = cpu.left < 0
 np.savez(out, cpu_value=cpu.value[leaf], gpu_value=gpu.value[leaf],
@@ -144,10 +144,8 @@ def test_cuda_without_gpu_raises(small) -> None:
         resolve_device("cuda")
     with pytest.raises(DeviceError, match="no CUDA device was found"):
         refit_leaves(ens, X, y, device="cuda")
-    from treeprune.kernels.cuda_refit import refit_leaves_cuda
-
     with pytest.raises(DeviceError, match="no CUDA device was found"):
-        refit_leaves_cuda(ens, X, y)
+        LeafFrame.build(ens, X, device="cuda")
     with pytest.raises(DeviceError, match="no CUDA device was found"):
         tp.prune(ens, X, y, device="cuda")
 
@@ -184,15 +182,13 @@ def test_import_does_not_need_numba_cuda() -> None:
 # --------------------------------------------------------------------------- a real GPU
 @pytest.mark.skipif(not HAS_GPU or SIMULATED, reason="needs a CUDA GPU")
 def test_real_gpu_refit_matches_cpu() -> None:
-    from treeprune.kernels.cuda_refit import refit_leaves_cuda, route_leaves_cuda
-    from treeprune.passes.datadriven import LeafFrame
-
     booster, X, y = make_model(XGBSpec(n_trees=60, max_depth=6, n_rows=20_000, n_cat=1,
                                        n_num=4))
     ens = tp.load(booster)
-    np.testing.assert_array_equal(route_leaves_cuda(ens, X), LeafFrame.build(ens, X).leaf_slot)
+    np.testing.assert_array_equal(LeafFrame.build(ens, X, device="cuda").leaf_slot,
+                                  LeafFrame.build(ens, X).leaf_slot)
     cpu = refit_leaves(ens, X, y)
-    gpu = refit_leaves_cuda(ens, X, y)
+    gpu = refit_leaves(ens, X, y, device="cuda")
     leaf = ens.left < 0
     _close(gpu.value[leaf], cpu.value[leaf])
     _close(gpu.base_margin, cpu.base_margin)

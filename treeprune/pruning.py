@@ -475,8 +475,4 @@ def _candidates(base_ens: Ensemble, X: np.ndarray, y: np.ndarray, w: np.ndarray 
 
 def _refit(ens: Ensemble, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, l2: float,
            n_rounds: int, device: str) -> Ensemble:
-    if device == "cuda":
-        from .kernels.cuda_refit import refit_leaves_cuda
-
-        return refit_leaves_cuda(ens, X, y, w, l2=l2, n_rounds=n_rounds)
-    return datadriven.refit_leaves(ens, X, y, w, l2=l2, n_rounds=n_rounds)
+    return datadriven.refit_leaves(ens, X, y, w, l2=l2, n_rounds=n_rounds, device=device)

@@ -1,23 +1,29 @@
-"""Leaf refit on an NVIDIA GPU with ``numba.cuda``: the GPU twin of ``refit_leaves``.
+"""Leaf refit on an NVIDIA GPU with ``numba.cuda``: the GPU twin of ``kernels.stats.refit_cyclic``.
 
-The algorithm is exactly the CPU one (:func:`treeprune.kernels.stats.refit_cyclic` as driven by
-:func:`treeprune.passes.datadriven.refit_leaves`): cyclic block-coordinate Newton over the
-intercept (one block per output group, first in each round, when ``update_base``) and the trees
-(one block per tree), an L2 penalty pulling each leaf towards its value before the refit, Newton
-steps clamped to ``max_step``, and, for models with monotone constraints, a projection of the leaf
-values (on the host) between rounds. Only the order of the floating-point sums (and the last
-bit of ``exp``) differs, so the leaf values agree with the CPU refit far within 1e-6 relative.
+Two array-level entry points, driven by :func:`treeprune.passes.datadriven.refit_leaves`
+(``device="cuda"``), which does the host-side work (intercept, labels, weights, monotone
+projection, the pass record) once for both devices:
+
+* :func:`route_leaves_cuda` routes rows to leaves (the decision rules of ``kernels.traverse``,
+  ported to a CUDA device function, walking plain node arrays: the CPU's packed layout is tuned
+  for CPU caches) into a tree-major matrix of *local* leaf numbers in the smallest integer type
+  that holds them (uint8 for trees of up to 256 leaves: 800 trees x 10M rows is 8 GB; the CPU
+  refit holds int32 (rows, trees)). It can leave that matrix on the GPU for the refit.
+* :func:`refit_cyclic_cuda` runs the algorithm of the CPU refit: cyclic block-coordinate Newton
+  over the intercept (one block per output group, first in each round, when ``update_base``) and
+  the trees (one block per tree), an L2 penalty pulling each leaf towards its value before the
+  refit, Newton steps clamped to ``max_step``, and an optional projection of the leaf values (on
+  the host) between rounds. The gradients, hessians and steps are the very functions the CPU
+  kernels call (:mod:`treeprune.kernels.losses`); only the order of the floating-point sums (and
+  the last bit of ``exp``) differs, so the leaf values agree with the CPU refit far within 1e-6
+  relative.
 
 What runs where
 ---------------
-* The data go to the GPU once per refit: the feature matrix (to route rows), labels, weights.
-  Rows are routed to leaves on the GPU (the decision rules of ``kernels.traverse``, ported to a
-  CUDA device function, walking the Ensemble's own node arrays: the CPU's packed layout is tuned
-  for CPU caches) into a tree-major matrix of *local* leaf numbers in the smallest integer type
-  that holds them (uint8 for trees of up to 256 leaves: 800 trees x 10M rows is 8 GB; the CPU
-  refit holds int32 (rows, trees)). When that matrix does not fit in free GPU memory the refit
-  raises ``DeviceError`` (refit on a row subsample, or on the CPU). The feature matrix is freed once rows are routed. The margins
-  (float64, ``(n_groups, n_rows)``) stay on the GPU for the whole refit.
+* The data go to the GPU once per refit: the feature matrix (to route rows; freed once rows are
+  routed), labels, weights. When the leaf matrix or the margins do not fit in free GPU memory a
+  ``DeviceError`` is raised (refit on a row subsample, or on the CPU). The margins (float64,
+  ``(n_groups, n_rows)``) stay on the GPU for the whole refit.
 * One kernel launch per block and round, plus one: launch ``i`` applies the Newton step of block
   ``i - 1`` to the margins (every GPU block recomputes the clamped steps of that block's leaves
   from its gradient/hessian sums into shared memory) and, at the updated margins, accumulates the
@@ -28,8 +34,8 @@ What runs where
   An 800-tree model with ``n_rounds=10`` makes about 8,000 launches; numba's launch overhead
   (tens of microseconds each) dominates below ~1M rows, and the memory traffic (labels, weights,
   margins, one leaf column per launch) above it.
-* Only the per-slot values cross back to the host, and only when monotone constraints need a
-  projection between rounds, and once at the end (values and margins).
+* Only the per-slot values cross back to the host, and only when a projection is asked for
+  between rounds, and once at the end (values and margins).
 
 Why float64
 -----------
@@ -52,7 +58,8 @@ import functools
 import logging
 import math
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -62,29 +69,43 @@ from .._rules import (
     FLAG_MISSING_NAN,
     FLAG_MISSING_ZERO,
     LIGHTGBM_ZERO_THRESHOLD,
-    LOSS_ABSOLUTE,
-    LOSS_GAMMA,
-    LOSS_LOGLOSS,
-    LOSS_POISSON,
     LOSS_SOFTMAX,
-    LOSS_SQUARED,
-    LOSS_TWEEDIE,
-    MISSING_NAN,
-    MISSING_ZERO,
-    RULE_LIGHTGBM,
     RULE_XGBOOST,
     XGBOOST_MAX_CATEGORY,
 )
 from ..errors import DeviceError
+from .losses import base_step, fmin, grad_hess_row, leaf_step, softmax_grad_hess
 
 log = logging.getLogger(__name__)
 
 #: Leaves per tree held in shared memory (per GPU block); larger trees use global atomics.
 SHARED_LEAVES = 512
-#: Same floor on hessians as the CPU kernels.
-_MIN_HESS = 1e-16
 
 cuda: Any = None  # numba.cuda, bound by _kernels() on first use (never at import)
+
+
+class RouteNodes(NamedTuple):
+    """The node arrays :func:`route_leaves_cuda` walks; node ids are global (across trees).
+
+    ``roots`` (n_trees,) int32: root of each tree. ``feature`` int32 (-1 on leaves),
+    ``threshold`` (float32 for the XGBoost rule, float64 for LightGBM's), ``left``/``right``
+    int32 global child ids, ``flags`` uint8 (``FLAG_DEFAULT_LEFT | FLAG_MISSING_ZERO |
+    FLAG_MISSING_NAN | FLAG_CATEGORICAL`` of ``treeprune._rules``), ``cat`` int32 (index into
+    ``cat_bounds``, -1 for numerical splits), ``cat_bounds`` int64 / ``cat_words`` uint32 (the
+    bitset pool, at least one element each), ``leaf_local`` (the leaf matrix's integer type): the
+    local number of each leaf within its tree.
+    """
+
+    roots: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    flags: np.ndarray
+    cat: np.ndarray
+    cat_bounds: np.ndarray
+    cat_words: np.ndarray
+    leaf_local: np.ndarray
 
 
 # --------------------------------------------------------------------------- kernels
@@ -102,12 +123,10 @@ def _kernels() -> dict[str, Any]:
     cuda = _cuda
 
     SH = SHARED_LEAVES
-    MIN_HESS = _MIN_HESS
     ZT = LIGHTGBM_ZERO_THRESHOLD
     XMAX = float(XGBOOST_MAX_CATEGORY)
 
-    # -- routing: the rules of kernels.traverse (same decisions, same dtypes), on the node
-    # arrays of the Ensemble (see _node_layout) rather than its CPU-tuned packed layout
+    # -- routing: the rules of kernels.traverse (same decisions, same dtypes) ------------------
     @cuda.jit(device=True)
     def in_bitset(cat_words, begin, end, code):
         word = begin + (code >> 5)
@@ -164,69 +183,27 @@ def _kernels() -> dict[str, Any]:
                     f = feature[node]
                 leaf[t, r] = leaf_local[node]
 
-    # -- statistics ---------------------------------------------------------------------------
-    # min/max as device functions: numba 0.68's built-in CUDA target cannot compile the vararg
-    # overloads of the min/max builtins (numba-cuda can); the choice on ties is that of min/max
+    # -- statistics: the loss functions and steps of kernels.losses ---------------------------
     @cuda.jit(device=True)
-    def fmax(a, b):
-        return b if b > a else a
-
-    @cuda.jit(device=True)
-    def fmin(a, b):
-        return b if b < a else a
-
-    @cuda.jit(device=True)
-    def sigmoid(m):
-        if m >= 0:
-            return 1.0 / (1.0 + math.exp(-m))
-        e = math.exp(m)
-        return e / (1.0 + e)
-
-    @cuda.jit(device=True)
-    def grad_hess(loss, y, margin, r, c, n_groups, p1):
-        """kernels.stats.grad_hess_row (and the softmax branch of refit_cyclic) for row r."""
-        yr = y[r]
+    def grad_hess(loss, y, margin, r, c, p1):
+        """kernels.stats.grad_hess_at for row r, in the class-major margin layout."""
         if loss == LOSS_SOFTMAX:
-            mx = margin[0, r]
-            for k in range(1, n_groups):
-                mx = fmax(mx, margin[k, r])
-            s = 0.0
-            for k in range(n_groups):
-                s += math.exp(margin[k, r] - mx)
-            p = math.exp(margin[c, r] - mx) / s
-            return p - (1.0 if int(yr) == c else 0.0), fmax(p * (1.0 - p), MIN_HESS)
-        m = margin[c, r]
-        if loss == LOSS_SQUARED:
-            return m - yr, 1.0
-        if loss == LOSS_LOGLOSS:
-            p = sigmoid(m)
-            return p - yr, fmax(p * (1.0 - p), MIN_HESS)
-        if loss == LOSS_POISSON:
-            e = math.exp(m)
-            return e - yr, fmax(e, MIN_HESS)
-        if loss == LOSS_GAMMA:
-            e = yr * math.exp(-m)
-            return 1.0 - e, fmax(e, MIN_HESS)
-        if loss == LOSS_TWEEDIE:
-            a = math.exp((1.0 - p1) * m)
-            b = math.exp((2.0 - p1) * m)
-            return -yr * a + b, fmax(-yr * (1.0 - p1) * a + (2.0 - p1) * b, MIN_HESS)
-        if loss == LOSS_ABSOLUTE:
-            d = m - yr
-            return (1.0 if d > 0 else (-1.0 if d < 0 else 0.0)), 1.0
-        d = m - yr  # pseudo-Huber
-        s = 1.0 + (d / p1) * (d / p1)
-        q = math.sqrt(s)
-        return d / q, 1.0 / (s * q)
+            return softmax_grad_hess(margin[:, r], c, y[r])
+        return grad_hess_row(loss, y[r], margin[c, r], p1)
 
     @cuda.jit(device=True)
     def newton_step(s, is_base, G, H, v, prior, l2, step, max_step):
         """The clamped Newton step of slot s, as refit_cyclic computes it."""
         if is_base:
-            d = -step * G[s] / fmax(H[s], MIN_HESS)
-        else:
-            d = -step * (G[s] + l2 * (v[s] - prior[s])) / (H[s] + l2 + MIN_HESS)
-        return fmin(fmax(d, -max_step), max_step)
+            return base_step(G[s], H[s], step, max_step)
+        return leaf_step(G[s], H[s], v[s], prior[s], l2, step, max_step)
+
+    @cuda.jit(device=True)
+    def block_at(blocks, i):
+        """(tree, group, first slot, slots) of block ``i``; tree -1 for an intercept or none."""
+        if i < 0:
+            return -1, 0, 0, 0
+        return blocks[i, 0], blocks[i, 1], blocks[i, 2], blocks[i, 3]
 
     @cuda.jit
     def zero_kernel(G, H):
@@ -245,12 +222,13 @@ def _kernels() -> dict[str, Any]:
                 margin[tree_group[t], r] += values[slot_tree_start[t] + leaf[t, r]]
 
     @cuda.jit
-    def stage_kernel(leaf, margin, y, w, w_uniform, G, H, v_old, v_new, prior, blk_tree,
-                     blk_group, blk_s0, blk_n, a, b, loss, p1, l2, step, max_step):
+    def stage_kernel(leaf, margin, y, w, G, H, v_old, v_new, prior, blocks, a, b, loss, p1, l2,
+                     step, max_step):
         """Apply the Newton step of block ``a`` (if >= 0), then accumulate block ``b`` (if >= 0).
 
-        A block is a tree (``blk_tree >= 0``: leaves ``blk_s0 .. blk_s0 + blk_n``) or the
-        intercept of one group (``blk_tree == -1``: one slot that every row reaches).
+        A block (a row of ``blocks``) is a tree (tree >= 0: its leaves' slots) or the intercept
+        of one group (tree -1: one slot that every row reaches). ``w`` holds one weight per row,
+        or a single weight that every row has.
         """
         sG = cuda.shared.array(SH, float64)
         sH = cuda.shared.array(SH, float64)
@@ -260,31 +238,17 @@ def _kernels() -> dict[str, Any]:
         gid = cuda.grid(1)
         gsz = cuda.gridsize(1)
         n = y.shape[0]
-        n_groups = margin.shape[0]
+        w_uniform = w.shape[0] == 1
 
-        a_tree = -1
-        a_c = 0
-        a_s0 = 0
-        a_n = 0
+        a_tree, a_c, a_s0, a_n = block_at(blocks, a)
+        b_tree, b_c, b_s0, b_n = block_at(blocks, b)
         if a >= 0:
-            a_tree = blk_tree[a]
-            a_c = blk_group[a]
-            a_s0 = blk_s0[a]
-            a_n = blk_n[a]
             for i in range(tid, fmin(a_n, SH), nt):
                 sD[i] = newton_step(a_s0 + i, a_tree < 0, G, H, v_old, prior, l2, step, max_step)
             for i in range(gid, a_n, gsz):
                 v_new[a_s0 + i] = v_old[a_s0 + i] + newton_step(a_s0 + i, a_tree < 0, G, H, v_old,
                                                                 prior, l2, step, max_step)
-        b_tree = -1
-        b_c = 0
-        b_s0 = 0
-        b_n = 0
         if b >= 0:
-            b_tree = blk_tree[b]
-            b_c = blk_group[b]
-            b_s0 = blk_s0[b]
-            b_n = blk_n[b]
             for i in range(tid, fmin(b_n, SH), nt):
                 sG[i] = 0.0
                 sH[i] = 0.0
@@ -303,7 +267,7 @@ def _kernels() -> dict[str, Any]:
                     d = newton_step(a_s0 + j, False, G, H, v_old, prior, l2, step, max_step)
                 margin[a_c, r] += d
             if b >= 0:
-                gr, hr = grad_hess(loss, y, margin, r, b_c, n_groups, p1)
+                gr, hr = grad_hess(loss, y, margin, r, b_c, p1)
                 wr = w[0] if w_uniform else w[r]
                 gr = wr * gr
                 hr = wr * hr
@@ -363,7 +327,8 @@ def _launch_shape(n_rows: int, threads: int | None) -> tuple[int, int]:
     return max(1, min(math.ceil(n_rows / threads), 16 * n_sm)), threads
 
 
-def _leaf_dtype(max_leaves: int) -> type:
+def leaf_dtype(max_leaves: int) -> type:
+    """The smallest integer type of the leaf matrix for trees of up to ``max_leaves`` leaves."""
     if max_leaves <= 256:
         return np.uint8
     if max_leaves <= 65536:
@@ -385,193 +350,139 @@ def _check_memory(cuda: Any, need: int) -> None:
         )
 
 
-def _nonempty(a: np.ndarray) -> np.ndarray:
-    """Zero-length device arrays are awkward; pad with one unused element."""
-    return a if a.size else np.zeros(1, dtype=a.dtype)
+def route_leaves_cuda(X: np.ndarray, nodes: RouteNodes, rule: int, *, on_device: bool = False,
+                      threads: int | None = None) -> Any:
+    """Local leaf numbers ``(n_trees, n_rows)`` of every row, routed on the GPU.
 
+    Parameters
+    ----------
+    X : numpy.ndarray
+        C-contiguous ``(n_rows, n_features)``, float32 for ``RULE_XGBOOST``, float64 for
+        ``RULE_LIGHTGBM`` (the dtypes of ``kernels.traverse``).
+    nodes : RouteNodes
+        The trees' node arrays; the result has the dtype of ``nodes.leaf_local``.
+    rule : int
+        ``treeprune._rules.RULE_XGBOOST`` or ``RULE_LIGHTGBM``.
+    on_device : bool
+        Return the GPU array (for :func:`refit_cyclic_cuda`) instead of a host copy.
+    threads : int, optional
+        Threads per GPU block (default 256; 8 in the simulator).
 
-def _node_layout(ens: Any, slot_of_node: np.ndarray, slot_tree_start: np.ndarray,
-                 leaf_dtype: type) -> dict[str, np.ndarray]:
-    """Node arrays for the GPU routing kernel, global node ids, from the Ensemble's own arrays."""
-    dtype = np.float32 if ens.source == "xgboost" else np.float64
-    is_leaf = ens.left < 0
-    tree_of_node = np.repeat(np.arange(ens.n_trees), np.diff(ens.tree_offsets))
-    offset = ens.tree_offsets[tree_of_node]
-    flags = np.zeros(ens.n_nodes, dtype=np.uint8)
-    flags[ens.default_left] |= FLAG_DEFAULT_LEFT
-    flags[ens.missing_type == MISSING_ZERO] |= FLAG_MISSING_ZERO
-    flags[ens.missing_type == MISSING_NAN] |= FLAG_MISSING_NAN
-    flags[ens.cat_index >= 0] |= FLAG_CATEGORICAL
-    leaf_local = np.zeros(ens.n_nodes, dtype=leaf_dtype)
-    leaf_local[is_leaf] = (slot_of_node[is_leaf]
-                           - slot_tree_start[tree_of_node[is_leaf]]).astype(leaf_dtype)
-    return {
-        "roots": np.ascontiguousarray(ens.tree_offsets[:-1], dtype=np.int32),
-        "feature": np.where(is_leaf, -1, ens.feature).astype(np.int32),
-        "threshold": np.asarray(ens.threshold).astype(dtype),
-        "left": np.where(is_leaf, -1, offset + ens.left).astype(np.int32),
-        "right": np.where(is_leaf, -1, offset + ens.right).astype(np.int32),
-        "flags": flags,
-        "cat": np.ascontiguousarray(ens.cat_index, dtype=np.int32),
-        "cat_bounds": _nonempty(np.ascontiguousarray(ens.cat_bounds, dtype=np.int64)),
-        "cat_words": _nonempty(np.ascontiguousarray(ens.cat_words, dtype=np.uint32)),
-        "leaf_local": leaf_local,
-    }
-
-
-def _route_on_device(cuda: Any, ens: Any, X: Any, slot_of_node: np.ndarray,
-                     slot_tree_start: np.ndarray, dtype: type, threads: int | None) -> Any:
-    """Route rows on the GPU: device array ``(n_trees, n_rows)`` of local leaf numbers."""
-    from ..data import to_matrix
-
-    k = _kernels()
-    xdt = np.float32 if ens.source == "xgboost" else np.float64
-    Xm = X if isinstance(X, np.ndarray) and X.dtype == xdt and X.flags.c_contiguous \
-        else to_matrix(ens, X, xdt)
-    n = Xm.shape[0]
-    d_leaf = cuda.device_array((ens.n_trees, max(n, 1)), dtype=dtype)
-    if n == 0:
-        return d_leaf
-    lay = _node_layout(ens, slot_of_node, slot_tree_start, dtype)
-    rule = RULE_XGBOOST if ens.source == "xgboost" else RULE_LIGHTGBM
-    blocks, tpb = _launch_shape(n, threads)
-    # enough (row block, tree) pairs to fill the GPU even for few rows
-    tree_blocks = 1 if _simulated() else int(min(ens.n_trees, max(1, 2048 // blocks)))
-    d = {name: cuda.to_device(a) for name, a in lay.items()}
-    k["route"][(blocks, tree_blocks), tpb](
-        cuda.to_device(Xm), d["roots"], d["feature"], d["threshold"], d["left"], d["right"],
-        d["flags"], d["cat"], d["cat_bounds"], d["cat_words"], rule, d["leaf_local"], d_leaf)
-    return d_leaf
-
-
-def route_leaves_cuda(ens: Any, X: Any, *, threads: int | None = None) -> np.ndarray:
-    """Leaf slots (n_rows, n_trees) int32 routed on the GPU: ``LeafFrame.build(ens, X).leaf_slot``."""
-    cuda = _require_cuda()
-    slot_of_node, _, slot_tree_start, _ = ens.leaf_layout()
-    dtype = _leaf_dtype(int(np.max(np.diff(slot_tree_start), initial=1)))
-    d_leaf = _route_on_device(cuda, ens, X, slot_of_node, slot_tree_start, dtype, threads)
-    local = d_leaf.copy_to_host()[:, :_n_rows(X)].astype(np.int64)
-    return np.ascontiguousarray((local + slot_tree_start[:-1, None]).T, dtype=np.int32)
-
-
-def _n_rows(X: Any) -> int:
-    return int(np.shape(X)[0])
-
-
-def refit_leaves_cuda(ens: Any, X: Any, y: Any, sample_weight: Any = None, *, l2: float = 50.0,
-                      n_rounds: int = 10, update_base: bool = True, max_step: float = 1.0,
-                      frame: Any = None, threads: int | None = None) -> Any:
-    """:func:`treeprune.passes.datadriven.refit_leaves` on a CUDA GPU (same parameters, result).
-
-    ``frame`` (a ``LeafFrame``), when given, supplies the leaf slots and skips the GPU routing.
-    ``threads`` overrides the threads per GPU block (default 256; 8 in the simulator).
-    Raises :class:`treeprune.errors.DeviceError` when numba.cuda finds no GPU.
+    Raises
+    ------
+    DeviceError
+        No GPU, or not enough free GPU memory for the rows and the leaf matrix.
     """
-    from ..passes.base import record
-    from ..passes.datadriven import (
-        LeafFrame,
-        _labels,
-        _loss_param,
-        _project_values,
-        _unfold_intercept,
-        _weights,
-        _with_values,
-    )
+    cuda = _require_cuda()
+    n_trees, n = len(nodes.roots), X.shape[0]
+    dtype = nodes.leaf_local.dtype
+    _check_memory(cuda, X.nbytes + n_trees * n * dtype.itemsize)
+    d_leaf = cuda.device_array((n_trees, max(n, 1)), dtype=dtype)
+    if n > 0:
+        blocks, tpb = _launch_shape(n, threads)
+        # enough (row block, tree) pairs to fill the GPU even for few rows
+        tree_blocks = 1 if _simulated() else int(min(n_trees, max(1, 2048 // blocks)))
+        d = [cuda.to_device(np.ascontiguousarray(a)) for a in nodes]
+        roots, feature, threshold, left, right, flags, cat, cat_bounds, cat_words, local = d
+        _kernels()["route"][(blocks, tree_blocks), tpb](
+            cuda.to_device(X), roots, feature, threshold, left, right, flags, cat, cat_bounds,
+            cat_words, rule, local, d_leaf)
+    if on_device:
+        return d_leaf
+    return d_leaf.copy_to_host()[:, :n]
 
+
+def refit_cyclic_cuda(leaf: Any, tree_group: np.ndarray, slot_tree_start: np.ndarray,
+                      values: np.ndarray, prior: np.ndarray, base: np.ndarray, update_base: bool,
+                      y: np.ndarray, w: np.ndarray, loss: int, p1: float, l2: float,
+                      n_rounds: int, step: float, max_step: float, *,
+                      project: Callable[[np.ndarray], np.ndarray] | None = None,
+                      threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`treeprune.kernels.stats.refit_cyclic` on a CUDA GPU.
+
+    Parameters
+    ----------
+    leaf : numpy.ndarray or GPU array
+        ``(n_trees, n_rows)`` local leaf number of every row in every tree (as
+        :func:`route_leaves_cuda` returns it): slot ``slot_tree_start[t] + leaf[t, r]``.
+    tree_group, slot_tree_start, values, prior, base, update_base, loss, p1, l2, step, max_step
+        As for ``refit_cyclic``: output group of each tree, first slot of each tree (n_trees + 1),
+        leaf values per slot and their prior, intercept per group, whether to refit it, loss code
+        and parameter, L2 penalty (per unit weight), step size, clamp of each step.
+    y : numpy.ndarray
+        ``(n_rows,)`` labels (class index for softmax).
+    w : numpy.ndarray
+        ``(n_rows,)`` row weights, or ``(1,)``: the same weight on every row.
+    n_rounds : int
+        Cycles over the intercepts and trees.
+    project : callable, optional
+        Applied (on the host) to the leaf values after every round; the margins are rebuilt
+        from what it returns (the monotone projection of ``refit_leaves``).
+    threads : int, optional
+        Threads per GPU block (default 256; 8 in the simulator).
+
+    Returns
+    -------
+    values, base : numpy.ndarray
+        The refitted leaf values (n_slots,) and intercepts (n_groups,).
+    margin : numpy.ndarray
+        ``(n_rows, n_groups)`` margins at those values.
+    """
     cuda = _require_cuda()
     k = _kernels()
     t0 = time.perf_counter()
-    ens0 = ens
-    ens = _unfold_intercept(ens)
-    slot_of_node, slot_node, slot_tree_start, values0 = ens.leaf_layout()
-    if frame is not None:
-        values0 = frame.values
-    n = frame.leaf_slot.shape[0] if frame is not None else _n_rows(X)
-    yv = _labels(ens, y, n)
-    w = _weights(sample_weight, n)
-    n_slots = len(slot_node)
-    n_trees = ens.n_trees
-    base = np.asarray(ens.base_margin, dtype=np.float64).reshape(-1).copy()
+    n_trees, n = leaf.shape[0], y.shape[0]
+    n_slots = int(slot_tree_start[-1])
     n_groups = len(base)
-    tree_group = np.ascontiguousarray(ens.tree_group, dtype=np.int32)
-    monotone = any(ens.monotone_constraints)
-    loss, p1 = ens.objective.loss_code, _loss_param(ens)
-    l2n = l2 / n
-    meta_frame = LeafFrame(np.empty((0, n_trees), np.int32), slot_node, slot_tree_start,
-                           values0)
-
-    # -- data to the GPU, once ---------------------------------------------------------------
-    max_leaves = int(np.max(np.diff(slot_tree_start), initial=1))
-    ldt = _leaf_dtype(max_leaves)
-    w_uniform = sample_weight is None
-    x_bytes = 0 if frame is not None else int(np.prod(np.shape(X))) * 8
-    need = (n_trees * n * np.dtype(ldt).itemsize + n * (n_groups + 2) * 8 + x_bytes
-            + 6 * (n_slots + n_groups) * 8)
-    _check_memory(cuda, need)
-    if frame is not None:
-        local = (frame.leaf_slot.T - slot_tree_start[:-1, None]).astype(ldt)
-        d_leaf = cuda.to_device(np.ascontiguousarray(local))
-    else:
-        d_leaf = _route_on_device(cuda, ens, X, slot_of_node, slot_tree_start, ldt, threads)
-    t_route = time.perf_counter()
-    all_values = np.concatenate([values0, base])
-    prior = all_values.copy()
-    d_y = cuda.to_device(yv)
-    d_w = cuda.to_device(w[:1].copy() if w_uniform else w)
+    on_host = isinstance(leaf, np.ndarray)
+    leaf_bytes = leaf.nbytes if on_host else 0
+    _check_memory(cuda, leaf_bytes + n * (n_groups + 1) * 8 + w.nbytes
+                  + 6 * (n_slots + n_groups) * 8)
+    d_leaf = cuda.to_device(np.ascontiguousarray(leaf)) if on_host else leaf
+    all_values = np.concatenate([values, base]).astype(np.float64)
+    d_y = cuda.to_device(np.ascontiguousarray(y, dtype=np.float64))
+    d_w = cuda.to_device(np.ascontiguousarray(w, dtype=np.float64))
     d_old = cuda.to_device(all_values)
     d_new = cuda.to_device(all_values)
-    d_prior = cuda.to_device(prior)
+    d_prior = cuda.to_device(np.concatenate([prior, base]).astype(np.float64))
     d_G = cuda.device_array(n_slots + n_groups, dtype=np.float64)
     d_H = cuda.device_array(n_slots + n_groups, dtype=np.float64)
     d_margin = cuda.device_array((n_groups, n), dtype=np.float64)
-    d_tree_group = cuda.to_device(tree_group)
-    d_sts = cuda.to_device(slot_tree_start)
+    d_tree_group = cuda.to_device(np.ascontiguousarray(tree_group, dtype=np.int32))
+    d_sts = cuda.to_device(np.ascontiguousarray(slot_tree_start, dtype=np.int64))
 
-    # blocks: the intercepts (one per group), then the trees, in the CPU's order
-    blk_tree = [-1] * n_groups + list(range(n_trees))
-    blk_group = list(range(n_groups)) + tree_group.tolist()
-    blk_s0 = [n_slots + c for c in range(n_groups)] + slot_tree_start[:-1].tolist()
-    blk_n = [1] * n_groups + np.diff(slot_tree_start).tolist()
-    d_blk_tree = cuda.to_device(np.asarray(blk_tree, dtype=np.int32))
-    d_blk_group = cuda.to_device(np.asarray(blk_group, dtype=np.int32))
-    d_blk_s0 = cuda.to_device(np.asarray(blk_s0, dtype=np.int64))
-    d_blk_n = cuda.to_device(np.asarray(blk_n, dtype=np.int32))
+    # blocks (tree, group, first slot, slots): the intercepts, then the trees, in the CPU's order
+    blocks = np.empty((n_groups + n_trees, 4), dtype=np.int64)
+    blocks[:n_groups] = [(-1, c, n_slots + c, 1) for c in range(n_groups)]
+    blocks[n_groups:, 0] = np.arange(n_trees)
+    blocks[n_groups:, 1] = tree_group
+    blocks[n_groups:, 2] = slot_tree_start[:-1]
+    blocks[n_groups:, 3] = np.diff(slot_tree_start)
+    d_blocks = cuda.to_device(blocks)
     stages = list(range(0 if update_base else n_groups, n_groups + n_trees))
 
-    blocks, tpb = _launch_shape(n, threads)
-    margin_k = k["margin"][blocks, tpb]
-    zero_k = k["zero"][max(1, min(blocks, math.ceil((n_slots + n_groups) / tpb))), tpb]
-    stage_k = k["stage"][blocks, tpb]
+    blocks_x, tpb = _launch_shape(n, threads)
+    margin_k = k["margin"][blocks_x, tpb]
+    zero_k = k["zero"][max(1, min(blocks_x, math.ceil((n_slots + n_groups) / tpb))), tpb]
+    stage_k = k["stage"][blocks_x, tpb]
     margin_k(d_leaf, d_tree_group, d_sts, d_old, n_slots, d_margin)
-
-    def one_round(d_old: Any, d_new: Any) -> tuple[Any, Any]:
+    for _ in range(n_rounds):
         zero_k(d_G, d_H)
         prev = -1
         for blk in [*stages, -1]:
-            stage_k(d_leaf, d_margin, d_y, d_w, w_uniform, d_G, d_H, d_old, d_new, d_prior,
-                    d_blk_tree, d_blk_group, d_blk_s0, d_blk_n, prev, blk, loss, p1, l2n, 1.0,
-                    max_step)
+            stage_k(d_leaf, d_margin, d_y, d_w, d_G, d_H, d_old, d_new, d_prior, d_blocks, prev,
+                    blk, loss, p1, l2, step, max_step)
             prev = blk
-        return d_new, d_old  # swap: the new values are next round's old ones
-
-    for _ in range(n_rounds):
-        d_old, d_new = one_round(d_old, d_new)
-        if monotone:
+        d_old, d_new = d_new, d_old  # the new values are next round's old ones
+        if project is not None:
             cur = d_old.copy_to_host()
-            cur[:n_slots] = _project_values(ens, meta_frame, cur[:n_slots])
+            cur[:n_slots] = project(cur[:n_slots])
             d_old.copy_to_device(cur)
             d_new.copy_to_device(cur)
             margin_k(d_leaf, d_tree_group, d_sts, d_old, n_slots, d_margin)
     cuda.synchronize()
-    t_fit = time.perf_counter()
     result = d_old.copy_to_host()
     margin = np.ascontiguousarray(d_margin.copy_to_host().T)
-    values, base = result[:n_slots], result[n_slots:]
-    log.debug("GPU refit: %d rows, %d trees, %d rounds, %d launches; routing %.3fs, "
-              "Newton %.3fs", n, n_trees, n_rounds, n_rounds * (len(stages) + 2),
-              t_route - t0, t_fit - t_route)
-    out = _with_values(ens, meta_frame, values, base)
-    return record(ens0, out, "refit_leaves", {"l2": l2, "n_rounds": n_rounds,
-                                               "update_base": update_base},
-                  n_rows=n, device="cuda", loss_after=float(ens.objective.loss_value(
-                      yv, margin if margin.shape[1] > 1 else margin[:, 0], w)))
+    log.debug("GPU refit: %d rows, %d trees, %d rounds, %d launches in %.3fs", n, n_trees,
+              n_rounds, n_rounds * (len(stages) + 2), time.perf_counter() - t0)
+    return result[:n_slots], result[n_slots:], margin

@@ -1,64 +1,18 @@
 """Leaf statistics and Newton refits on the CPU.
 
 Losses are passed as integer codes (``treeprune._rules.LOSS_CODES``) because Numba cannot
-dispatch on strings. Gradients and hessians are those of the *mean* loss per row; sums over rows
-are weighted by ``sample_weight``.
+dispatch on strings; the per-row gradients, hessians and Newton steps are those of
+:mod:`treeprune.kernels.losses`, which the GPU kernels share. Sums over rows are weighted by
+``sample_weight``.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
-from .._rules import (
-    LOSS_ABSOLUTE,
-    LOSS_GAMMA,
-    LOSS_LOGLOSS,
-    LOSS_POISSON,
-    LOSS_SOFTMAX,
-    LOSS_SQUARED,
-    LOSS_TWEEDIE,
-)
-
-_MIN_HESS = 1e-16
-
-
-@njit(inline="always", cache=True)
-def _sigmoid(m):
-    if m >= 0:
-        return 1.0 / (1.0 + math.exp(-m))
-    e = math.exp(m)
-    return e / (1.0 + e)
-
-
-@njit(cache=True)
-def grad_hess_row(loss, y, m, p1):
-    """Gradient and hessian of one row's loss at margin ``m`` (not for softmax)."""
-    if loss == LOSS_SQUARED:
-        return m - y, 1.0
-    if loss == LOSS_LOGLOSS:
-        p = _sigmoid(m)
-        return p - y, max(p * (1.0 - p), _MIN_HESS)
-    if loss == LOSS_POISSON:
-        e = math.exp(m)
-        return e - y, max(e, _MIN_HESS)
-    if loss == LOSS_GAMMA:
-        e = y * math.exp(-m)
-        return 1.0 - e, max(e, _MIN_HESS)
-    if loss == LOSS_TWEEDIE:  # p1 = variance power
-        a = math.exp((1.0 - p1) * m)
-        b = math.exp((2.0 - p1) * m)
-        return -y * a + b, max(-y * (1.0 - p1) * a + (2.0 - p1) * b, _MIN_HESS)
-    if loss == LOSS_ABSOLUTE:  # a unit hessian turns Newton into a (damped) gradient step
-        r = m - y
-        return (1.0 if r > 0 else (-1.0 if r < 0 else 0.0)), 1.0
-    # LOSS_HUBER: pseudo-Huber with slope p1
-    r = m - y
-    s = 1.0 + (r / p1) * (r / p1)
-    q = math.sqrt(s)
-    return r / q, 1.0 / (s * q)
+from .._rules import LOSS_SOFTMAX
+from .losses import base_step, grad_hess_row, leaf_step, softmax_grad_hess
 
 
 @njit(inline="always", cache=True)
@@ -66,15 +20,7 @@ def grad_hess_at(loss, y, margin, r, c, p1):
     """Gradient and hessian of row ``r``'s loss with respect to its margin of group ``c``."""
     if loss != LOSS_SOFTMAX:
         return grad_hess_row(loss, y[r], margin[r, 0], p1)
-    k = margin.shape[1]
-    mx = margin[r, 0]
-    for j in range(1, k):
-        mx = max(mx, margin[r, j])
-    s = 0.0
-    for j in range(k):
-        s += math.exp(margin[r, j] - mx)
-    p = math.exp(margin[r, c] - mx) / s
-    return p - (1.0 if int(y[r]) == c else 0.0), max(p * (1.0 - p), _MIN_HESS)
+    return softmax_grad_hess(margin[r], c, y[r])
 
 
 @njit(parallel=True, cache=True)
@@ -131,8 +77,7 @@ def refit_cyclic(leaf_slot, tree_group, slot_tree_start, values, prior, base, up
                     gr, hr = grad_hess_at(loss, y, margin, r, c, p1)
                     gs += w[r] * gr
                     hs += w[r] * hr
-                d = -step * gs / max(hs, _MIN_HESS)
-                d = min(max(d, -max_step), max_step)
+                d = base_step(gs, hs, step, max_step)
                 base[c] += d
                 for r in range(n):
                     margin[r, c] += d
@@ -149,10 +94,7 @@ def refit_cyclic(leaf_slot, tree_group, slot_tree_start, values, prior, base, up
                 G[s] += w[r] * gr
                 H[s] += w[r] * hr
             for s in range(s0, s1):
-                # clamp, as XGBoost's max_delta_step: leaves with tiny hessian sums (rows all
-                # of one class) would otherwise take huge Newton steps and diverge
-                d = -step * (G[s] + l2 * (values[s] - prior[s])) / (H[s] + l2 + _MIN_HESS)
-                G[s] = min(max(d, -max_step), max_step)
+                G[s] = leaf_step(G[s], H[s], values[s], prior[s], l2, step, max_step)
                 values[s] += G[s]
             for r in range(n):
                 margin[r, c] += G[leaf_slot[r, t]]

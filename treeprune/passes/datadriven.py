@@ -18,10 +18,21 @@ from typing import Any
 
 import numpy as np
 
+from .._rules import (
+    FLAG_CATEGORICAL,
+    FLAG_DEFAULT_LEFT,
+    FLAG_MISSING_NAN,
+    FLAG_MISSING_ZERO,
+    MISSING_NAN,
+    MISSING_ZERO,
+    RULE_LIGHTGBM,
+    RULE_XGBOOST,
+)
+from .._validation import check_labels, normalised_weights
 from ..ensemble import Ensemble
 from ..errors import DataError
 from ..kernels import stats
-from ..trees import Tree, assemble, get_trees
+from ..trees import Tree, assemble, get_trees, subtree_leaves
 from .base import record
 
 
@@ -35,35 +46,65 @@ class LeafFrame:
     values: np.ndarray  # float64 (n_slots,): leaf value * tree weight
 
     @classmethod
-    def build(cls, ens: Ensemble, X: Any) -> LeafFrame:
+    def build(cls, ens: Ensemble, X: Any, device: str = "cpu") -> LeafFrame:
+        """Route the rows of ``X`` on the CPU or (``device="cuda"``/``"auto"``) on a GPU."""
+        from ..kernels.device import resolve_device
+
+        slot_of_node, slot_node, slot_tree_start, values = ens.leaf_layout()
+        if resolve_device(device) == "cuda":
+            local = _route_cuda(ens, X, slot_of_node, slot_tree_start, on_device=False)
+            slots = (local.astype(np.int64) + slot_tree_start[:-1, None]).T
+            return cls(np.ascontiguousarray(slots, dtype=np.int32), slot_node, slot_tree_start,
+                       values)
         from ..data import to_matrix
         from ..packed import pack
         from ..predict import leaves_packed
 
         p = pack(ens)
         leaves = p.node_id[leaves_packed(p, to_matrix(ens, X, p.dtype))]
-        slot_of_node, slot_node, slot_tree_start, values = ens.leaf_layout()
         return cls(slot_of_node[leaves].astype(np.int32), slot_node, slot_tree_start, values)
 
 
-def _labels(ens: Ensemble, y: Any, n: int) -> np.ndarray:
-    yv = np.asarray(y, dtype=np.float64).reshape(-1)
-    if len(yv) != n:
-        raise DataError(f"X has {n} rows but y has {len(yv)} labels")
-    if not np.all(np.isfinite(yv)):
-        raise DataError("labels contain NaN or infinite values; drop those rows first")
-    return yv
+def _route_cuda(ens: Ensemble, X: Any, slot_of_node: np.ndarray, slot_tree_start: np.ndarray,
+                on_device: bool) -> Any:
+    """Local leaf numbers (n_trees, n_rows) of the rows of ``X``, routed on the GPU."""
+    from ..data import to_matrix
+    from ..kernels import cuda_refit
 
+    xgb = ens.source == "xgboost"
+    xdt = np.float32 if xgb else np.float64
+    Xm = X if isinstance(X, np.ndarray) and X.dtype == xdt and X.flags.c_contiguous \
+        else to_matrix(ens, X, xdt)
+    ldt = cuda_refit.leaf_dtype(int(np.max(np.diff(slot_tree_start), initial=1)))
+    is_leaf = ens.left < 0
+    tree_of_node = ens.tree_of_node()
+    offset = ens.tree_offsets[tree_of_node]
+    flags = np.zeros(ens.n_nodes, dtype=np.uint8)
+    flags[ens.default_left] |= FLAG_DEFAULT_LEFT
+    flags[ens.missing_type == MISSING_ZERO] |= FLAG_MISSING_ZERO
+    flags[ens.missing_type == MISSING_NAN] |= FLAG_MISSING_NAN
+    flags[ens.cat_index >= 0] |= FLAG_CATEGORICAL
+    leaf_local = np.zeros(ens.n_nodes, dtype=ldt)
+    leaf_local[is_leaf] = (slot_of_node[is_leaf]
+                           - slot_tree_start[tree_of_node[is_leaf]]).astype(ldt)
 
-def _weights(sample_weight: Any, n: int) -> np.ndarray:
-    if sample_weight is None:
-        return np.full(n, 1.0 / max(n, 1))
-    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-    if len(w) != n:
-        raise DataError(f"sample_weight has {len(w)} values for {n} rows")
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise DataError("sample_weight must be finite, non-negative and not all zero")
-    return w / w.sum()
+    def nonempty(a: np.ndarray) -> np.ndarray:  # zero-length device arrays are awkward
+        return a if a.size else np.zeros(1, dtype=a.dtype)
+
+    nodes = cuda_refit.RouteNodes(
+        roots=ens.tree_offsets[:-1].astype(np.int32),
+        feature=np.where(is_leaf, -1, ens.feature).astype(np.int32),
+        threshold=np.asarray(ens.threshold).astype(xdt),
+        left=np.where(is_leaf, -1, offset + ens.left).astype(np.int32),
+        right=np.where(is_leaf, -1, offset + ens.right).astype(np.int32),
+        flags=flags,
+        cat=ens.cat_index.astype(np.int32),
+        cat_bounds=nonempty(ens.cat_bounds.astype(np.int64)),
+        cat_words=nonempty(ens.cat_words.astype(np.uint32)),
+        leaf_local=leaf_local,
+    )
+    return cuda_refit.route_leaves_cuda(Xm, nodes, RULE_XGBOOST if xgb else RULE_LIGHTGBM,
+                                        on_device=on_device)
 
 
 def _loss_param(ens: Ensemble) -> float:
@@ -75,12 +116,13 @@ def _loss_param(ens: Ensemble) -> float:
     return 0.0
 
 
-def _with_values(ens: Ensemble, frame: LeafFrame, values: np.ndarray, base: np.ndarray) -> Ensemble:
+def _with_values(ens: Ensemble, slot_node: np.ndarray, values: np.ndarray,
+                 base: np.ndarray) -> Ensemble:
     """``ens`` with its leaf values replaced (tree weights folded in) and a new base margin."""
     new_value = np.array(ens.value)
-    new_value[frame.slot_node] = values
+    new_value[slot_node] = values
     if ens.source == "xgboost":  # XGBoost stores float32 leaves: keep what the kernels will use
-        new_value[frame.slot_node] = new_value[frame.slot_node].astype(np.float32)
+        new_value[slot_node] = new_value[slot_node].astype(np.float32)
     return ens.replace(
         value=new_value,
         tree_weight=np.ones(ens.n_trees),
@@ -107,17 +149,6 @@ def _unfold_intercept(ens: Ensemble) -> Ensemble:
 
 
 # --------------------------------------------------------------------------- monotone constraints
-def _subtree_leaves(left: np.ndarray, right: np.ndarray, node: int) -> list[int]:
-    out, stack = [], [node]
-    while stack:
-        i = stack.pop()
-        if left[i] < 0:
-            out.append(i)
-        else:
-            stack.extend((int(left[i]), int(right[i])))
-    return out
-
-
 def project_monotone(tree: Tree, constraints: tuple[int, ...]) -> Tree:
     """Clip leaf values so that every split on a constrained feature orders its two subtrees.
 
@@ -142,8 +173,8 @@ def project_monotone(tree: Tree, constraints: tuple[int, ...]) -> Tree:
             return
         low_side, high_side = (int(left[node]), int(right[node])) if c > 0 else \
             (int(right[node]), int(left[node]))
-        lv = np.clip(value[_subtree_leaves(left, right, low_side)], lo, hi)
-        hv = np.clip(value[_subtree_leaves(left, right, high_side)], lo, hi)
+        lv = np.clip(value[subtree_leaves(left, right, low_side)], lo, hi)
+        hv = np.clip(value[subtree_leaves(left, right, high_side)], lo, hi)
         mid = (lv.max() + hv.min()) / 2 if lv.max() <= hv.min() else (lv.mean() + hv.mean()) / 2
         mid = min(max(mid, lo), hi)
         visit(low_side, lo, mid)
@@ -157,13 +188,14 @@ def project_monotone(tree: Tree, constraints: tuple[int, ...]) -> Tree:
     return Tree(new_nodes, tree.cat_sets, tree.group, tree.weight)
 
 
-def _project_values(ens: Ensemble, frame: LeafFrame, values: np.ndarray) -> np.ndarray:
+def _project_values(ens: Ensemble, slot_node: np.ndarray, slot_tree_start: np.ndarray,
+                    values: np.ndarray) -> np.ndarray:
     """Project slot values onto the monotone constraints, tree by tree."""
     constraints = tuple(int(c) for c in ens.monotone_constraints)
     if not any(constraints):
         return values
     out = values.copy()
-    staged = _with_values(ens, frame, values, ens.base_margin)
+    staged = _with_values(ens, slot_node, values, ens.base_margin)
     for t in range(ens.n_trees):
         sl = staged.tree_slice(t)
         nodes = {"left": np.asarray(staged.left[sl]), "right": np.asarray(staged.right[sl]),
@@ -171,8 +203,8 @@ def _project_values(ens: Ensemble, frame: LeafFrame, values: np.ndarray) -> np.n
                  "cat_index": np.asarray(staged.cat_index[sl]),
                  "value": np.asarray(staged.value[sl])}
         projected = project_monotone(Tree(nodes), constraints)
-        s0, s1 = frame.slot_tree_start[t], frame.slot_tree_start[t + 1]
-        out[s0:s1] = projected.nodes["value"][frame.slot_node[s0:s1] - sl.start]
+        s0, s1 = slot_tree_start[t], slot_tree_start[t + 1]
+        out[s0:s1] = projected.nodes["value"][slot_node[s0:s1] - sl.start]
     return out
 
 
@@ -196,10 +228,16 @@ def refit_leaves(ens: Ensemble, X: Any, y: Any, sample_weight: Any = None, *, l2
         Cycles over all trees.
     update_base : bool
         Refit the intercept (base margin) too.
+    max_step : float
+        Clamp of every Newton step (as XGBoost's ``max_delta_step``).
+    frame : LeafFrame, optional
+        The rows of ``X`` already routed (``X`` is then not read).
     device : {"cpu", "cuda", "auto"}
-        ``"cuda"`` runs the refit on a GPU (``treeprune.kernels.cuda_refit``, needs
-        ``treeprune[gpu]``; raises :class:`~treeprune.errors.DeviceError` without a GPU);
-        ``"auto"`` uses the GPU when numba.cuda finds one, else the CPU.
+        ``"cuda"`` runs the routing and the Newton rounds on a GPU
+        (``treeprune.kernels.cuda_refit``, needs ``treeprune[gpu]``; raises
+        :class:`~treeprune.errors.DeviceError` without a GPU); ``"auto"`` uses the GPU when
+        numba.cuda finds one, else the CPU. Both run the same algorithm with the same loss
+        functions (``treeprune.kernels.losses``): the leaf values agree within 1e-6 relative.
 
     Returns
     -------
@@ -208,37 +246,54 @@ def refit_leaves(ens: Ensemble, X: Any, y: Any, sample_weight: Any = None, *, l2
     """
     from ..kernels.device import resolve_device
 
-    if resolve_device(device) == "cuda":
-        from ..kernels.cuda_refit import refit_leaves_cuda
-
-        return refit_leaves_cuda(ens, X, y, sample_weight, l2=l2, n_rounds=n_rounds,
-                                 update_base=update_base, max_step=max_step, frame=frame)
+    device = resolve_device(device)
     ens0 = ens
     ens = _unfold_intercept(ens)
-    frame = frame if frame is not None else LeafFrame.build(ens, X)
-    n = frame.leaf_slot.shape[0]
-    yv = _labels(ens, y, n)
-    w = _weights(sample_weight, n)
-    l2n = l2 / n
-    values = frame.values.copy()
-    prior = frame.values.copy()
+    slot_of_node, slot_node, slot_tree_start, values = ens.leaf_layout()
+    if frame is not None:
+        values = frame.values
+    n = frame.leaf_slot.shape[0] if frame is not None else int(np.shape(X)[0])
+    yv = check_labels(y, n)
+    w = normalised_weights(sample_weight, n)
     base = np.asarray(ens.base_margin, dtype=np.float64).reshape(-1).copy()
-    margin = np.empty((n, len(base)))
-    stats.margin_from_slots(frame.leaf_slot, ens.tree_group, values, base, margin)
     tree_group = np.ascontiguousarray(ens.tree_group, dtype=np.int32)
+    loss, p1, l2n = ens.objective.loss_code, _loss_param(ens), l2 / n
     monotone = any(ens.monotone_constraints)
-    loss, p1 = ens.objective.loss_code, _loss_param(ens)
-    for _ in range(n_rounds if monotone else 1):
-        stats.refit_cyclic(frame.leaf_slot, tree_group, frame.slot_tree_start, values, prior, base,
-                           update_base, yv, w, loss, p1, l2n, 1 if monotone else n_rounds, 1.0,
-                           max_step, margin)
-        if monotone:
-            values = _project_values(ens, frame, values)
-            stats.margin_from_slots(frame.leaf_slot, ens.tree_group, values, base, margin)
-    out = _with_values(ens, frame, values, base)
+
+    def project(v: np.ndarray) -> np.ndarray:
+        return _project_values(ens, slot_node, slot_tree_start, v)
+
+    if device == "cuda":
+        from ..kernels.cuda_refit import leaf_dtype, refit_cyclic_cuda
+
+        if frame is not None:
+            ldt = leaf_dtype(int(np.max(np.diff(slot_tree_start), initial=1)))
+            leaf = (frame.leaf_slot.T - slot_tree_start[:-1, None]).astype(ldt)
+        else:
+            leaf = _route_cuda(ens, X, slot_of_node, slot_tree_start, on_device=True)
+        values, base, margin = refit_cyclic_cuda(
+            leaf, tree_group, slot_tree_start, values, values.copy(), base, update_base, yv,
+            w[:1] if sample_weight is None else w, loss, p1, l2n, n_rounds, 1.0, max_step,
+            project=project if monotone else None)
+    else:
+        frame = frame if frame is not None else LeafFrame.build(ens, X)
+        values = values.copy()
+        prior = values.copy()
+        margin = np.empty((n, len(base)))
+        stats.margin_from_slots(frame.leaf_slot, tree_group, values, base, margin)
+        # with monotone constraints, one round at a time with a projection after each
+        for _ in range(n_rounds if monotone else 1):
+            stats.refit_cyclic(frame.leaf_slot, tree_group, slot_tree_start, values, prior, base,
+                               update_base, yv, w, loss, p1, l2n, 1 if monotone else n_rounds,
+                               1.0, max_step, margin)
+            if monotone:
+                values = project(values)
+                stats.margin_from_slots(frame.leaf_slot, tree_group, values, base, margin)
+    out = _with_values(ens, slot_node, values, base)
+    extra = {"device": "cuda"} if device == "cuda" else {}
     return record(ens0, out, "refit_leaves", {"l2": l2, "n_rounds": n_rounds,
                                                "update_base": update_base},
-                  n_rows=n, loss_after=float(ens.objective.loss_value(
+                  n_rows=n, **extra, loss_after=float(ens.objective.loss_value(
                       yv, margin if margin.shape[1] > 1 else margin[:, 0], w)))
 
 
@@ -266,8 +321,8 @@ def forward_selection_path(ens: Ensemble, X: Any, y: Any, max_trees: int,
     ens = _unfold_intercept(ens)
     P = np.ascontiguousarray(ens.predict(X, output="per_tree").T)
     n = P.shape[1]
-    yv = _labels(ens, y, n)
-    w = _weights(sample_weight, n)
+    yv = check_labels(y, n)
+    w = normalised_weights(sample_weight, n)
     max_trees = int(min(max_trees, ens.n_trees))
     order, weights, base = stats.forward_select(
         P, np.ascontiguousarray(ens.tree_group, dtype=np.int32), yv, w, ens.objective.loss_code,
@@ -325,8 +380,8 @@ def collapse_by_data(ens: Ensemble, X: Any, y: Any, max_leaves: int, sample_weig
     ens0 = ens
     frame = frame if frame is not None else LeafFrame.build(ens, X)
     n = frame.leaf_slot.shape[0]
-    yv = _labels(ens, y, n)
-    w = _weights(sample_weight, n)
+    yv = check_labels(y, n)
+    w = normalised_weights(sample_weight, n)
     if max_leaves >= ens.n_leaves:
         return ens
     if max_leaves < ens.n_trees:
@@ -365,8 +420,7 @@ def collapse_by_data(ens: Ensemble, X: Any, y: Any, max_leaves: int, sample_weig
     value = np.zeros(n_nodes)
     value[frame.slot_node] = v
     sunk = np.zeros(n_nodes)  # cost already paid inside a collapsed subtree
-    tree_of_node = np.repeat(np.arange(ens.n_trees), np.diff(ens.tree_offsets))
-    base_of_node = ens.tree_offsets[tree_of_node]
+    base_of_node = ens.tree_offsets[ens.tree_of_node()]
     internal = np.flatnonzero(ens.left >= 0)
     gl = base_of_node[internal] + ens.left[internal]
     gr = base_of_node[internal] + ens.right[internal]
