@@ -70,6 +70,15 @@ def _prepare_binary(
     return s, yy, w
 
 
+def _prepare_probability(
+    y: Any, prob: Any, sample_weight: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Probabilities of bad, outcomes (a single class allowed) and weights, checked."""
+    p = _check_probability(prob, "prob")
+    yy = check_binary_y(y, len(p), "prob", both_classes=False)
+    return p, yy, _check_weights(sample_weight, len(p))
+
+
 # ------------------------------------------------------------------------------------------------
 # single-score metrics
 # ------------------------------------------------------------------------------------------------
@@ -169,9 +178,7 @@ def log_loss(y: Any, prob: Any, sample_weight: Any = None) -> float:
     -------
     float
     """
-    p = _check_probability(prob, "prob")
-    yy = check_binary_y(y, len(p), "prob", both_classes=False)
-    w = _check_weights(sample_weight, len(p))
+    p, yy, w = _prepare_probability(y, prob, sample_weight)
     return float(skm.log_loss(yy, p, sample_weight=w, labels=[0, 1]))
 
 
@@ -192,9 +199,7 @@ def brier(y: Any, prob: Any, sample_weight: Any = None) -> float:
     float
         ``average((prob - y) ** 2)``, in [0, 1].
     """
-    p = _check_probability(prob, "prob")
-    yy = check_binary_y(y, len(p), "prob", both_classes=False)
-    w = _check_weights(sample_weight, len(p))
+    p, yy, w = _prepare_probability(y, prob, sample_weight)
     return float(np.average((p - yy) ** 2, weights=w))
 
 
