@@ -201,3 +201,78 @@ def assemble(template: Ensemble | None, trees: list[Tree], renumber: bool = True
             fields.setdefault(name, getattr(template, name))
     fields.update(meta)
     return Ensemble(**fields)
+
+
+# -- whole-ensemble helpers: a prefix of the boosting sequence, and trees appended to it ----------
+def _meta_shrinkage(ens: Ensemble) -> tuple[float, ...] | None:
+    """LightGBM's per-tree ``shrinkage`` kept in ``source_meta`` when it covers every tree."""
+    shrink = ens.source_meta.get("shrinkage") if ens.source_meta else None
+    if isinstance(shrink, (tuple, list)) and len(shrink) == ens.n_trees:
+        return tuple(float(s) for s in shrink)
+    return None
+
+
+def prefix(ens: Ensemble, n_trees: int) -> Ensemble:
+    """The first ``n_trees`` trees of a boosted model (what the model was after that many rounds).
+
+    ``n_trees`` counts trees in model order and must end a boosting round: a multiple of the
+    number of output groups (classes). A group left without trees keeps LightGBM's folded
+    intercept in ``base_margin``, so no prefix silently drops the intercept.
+
+    Raises
+    ------
+    PruneError
+        ``n_trees`` is negative, larger than the model, or splits a round of a multiclass model.
+    """
+    from .errors import PruneError
+
+    n = int(n_trees)
+    if n != n_trees or not 0 <= n <= ens.n_trees:
+        raise PruneError(f"n_trees={n_trees!r} must be an integer in 0..{ens.n_trees}")
+    if n % ens.n_groups:
+        raise PruneError(f"n_trees={n} splits a boosting round: a model with {ens.n_groups} "
+                         "output groups keeps a multiple of that many trees")
+    if n == ens.n_trees:
+        return ens
+    base = np.array(ens.base_margin, dtype=np.float64).reshape(-1)
+    if len(base) != ens.n_groups:
+        base = np.broadcast_to(base, (ens.n_groups,)).copy()
+    folded = np.array(ens.folded_intercept, dtype=np.float64)
+    kept_groups = set(ens.tree_group[:n].tolist())
+    for g in range(ens.n_groups):
+        if g not in kept_groups and folded[g] != 0:
+            base[g] += folded[g]
+            folded[g] = 0.0
+    meta = dict(ens.source_meta)
+    shrink = _meta_shrinkage(ens)
+    if shrink is not None:
+        meta["shrinkage"] = shrink[:n]
+    return assemble(ens, [get_tree(ens, t) for t in range(n)], renumber=False,
+                    base_margin=base, folded_intercept=folded, source_meta=meta)
+
+
+def append_trees(base: Ensemble, extra: Ensemble) -> Ensemble:
+    """``base`` followed by the trees of ``extra`` (boosting continued from ``base``'s margin).
+
+    The margin of the result is ``base``'s margin plus the sum of ``extra``'s trees: ``extra``'s
+    own ``base_margin`` and intercept estimate are not added (the trees of a model trained from a
+    given initial margin carry no intercept of their own). Metadata come from ``base``.
+
+    Raises
+    ------
+    ConversionError
+        The two ensembles differ in source format, feature count or number of output groups.
+    """
+    from .errors import ConversionError
+
+    if extra.source != base.source:
+        raise ConversionError(f"cannot append {extra.source} trees to a {base.source} model")
+    if extra.n_features != base.n_features or extra.n_groups != base.n_groups:
+        raise ConversionError(
+            f"cannot append trees of a model with {extra.n_features} features / "
+            f"{extra.n_groups} groups to one with {base.n_features} / {base.n_groups}")
+    meta = dict(base.source_meta)
+    s_base, s_extra = _meta_shrinkage(base), _meta_shrinkage(extra)
+    if s_base is not None:
+        meta["shrinkage"] = s_base + (s_extra if s_extra is not None else (1.0,) * extra.n_trees)
+    return assemble(base, get_trees(base) + get_trees(extra), renumber=False, source_meta=meta)
