@@ -69,9 +69,18 @@ def native_margin(ens, X, tmp_path) -> np.ndarray:
 
 
 def assert_native_exact(ens, X, tmp_path) -> None:
+    """Native reload predicts our margins, and our reader gets the intercept bookkeeping back:
+    XGBoost's base margin (through base_score), LightGBM's intercept folded into the first trees."""
     ours = ens.predict(X, output="margin")
     native = native_margin(ens, X, tmp_path).reshape(ours.shape)
     np.testing.assert_allclose(ours, native, rtol=0, atol=1e-5)
+    back = tp.load(tmp_path / ("m.json" if ens.source == "xgboost" else "m.txt"))
+    np.testing.assert_allclose(back.predict(X, output="margin"), ours, rtol=0, atol=1e-5)
+    if ens.source == "xgboost":
+        np.testing.assert_allclose(back.base_margin, ens.base_margin, rtol=0, atol=1e-6)
+    else:
+        np.testing.assert_allclose(back.folded_intercept + back.base_margin,
+                                   ens.folded_intercept + ens.base_margin, rtol=0, atol=1e-5)
 
 
 def arrays(ens) -> dict[str, np.ndarray]:
