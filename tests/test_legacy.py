@@ -1,0 +1,182 @@
+"""Models written by old XGBoost / LightGBM releases score as those releases scored them.
+
+The fixtures in ``fixtures/legacy`` were written by the old libraries themselves (see
+``fixtures/make_legacy.py``), together with their own ``pred_leaf`` and margins on fixed rows.
+The old libraries are not needed here: only their recorded predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import warnings
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+import xgboost as xgb
+
+import treeprune as tp
+from treeprune.errors import ModelFormatError, UnsupportedModelError
+
+HERE = Path(__file__).parent / "fixtures" / "legacy"
+MANIFEST = json.loads((HERE / "manifest.json").read_text())
+X = np.load(HERE / "X.npz")["X"]
+
+
+def _cases() -> list[tuple[str, str]]:
+    return [(name, kind) for name, entry in sorted(MANIFEST.items()) for kind in entry["files"]]
+
+
+def _recorded(name: str) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(HERE / MANIFEST[name]["npz"]) as f:
+        return f["leaf"].reshape(len(X), -1), f["margin"].reshape(len(X), -1)
+
+
+def _path(name: str, kind: str) -> Path:
+    return HERE / MANIFEST[name]["files"][kind]
+
+
+#: XGBoost 1.3.0 and 1.3.1 binary files both record "1.3"; 1.3.0's binary:logitraw started from
+#: logit(base_score), 1.3.1 from base_score. treeprune reads "1.3" with the 1.3.1 rule.
+AMBIGUOUS = {("xgb-1.3.0-binary_logitraw", "binary"), ("xgb-1.3.0-binary_logitraw_base03", "binary")}
+
+
+def test_fixtures_cover_every_old_format() -> None:
+    versions = {(e["library"], e["version"]) for e in MANIFEST.values()}
+    kinds = {k for e in MANIFEST.values() for k in e["files"]}
+    assert {("xgboost", "0.90"), ("xgboost", "1.2.1"), ("xgboost", "2.0.3"),
+            ("lightgbm", "2.3.1"), ("lightgbm", "3.1.1")} <= versions
+    assert {"binary", "json", "ubj", "text"} <= kinds
+    total = sum(p.stat().st_size for p in HERE.iterdir())
+    assert total < 800_000  # fixtures stay small
+
+
+@pytest.mark.parametrize(("name", "kind"), _cases())
+def test_legacy_file_scores_as_its_writer(name: str, kind: str) -> None:
+    ens = tp.load(_path(name, kind))
+    leaf, margin = _recorded(name)
+    np.testing.assert_array_equal(ens.predict(X, output="leaf"), leaf)
+    got = ens.predict(X, output="margin").reshape(margin.shape)
+    if (name, kind) in AMBIGUOUS:
+        p = float(ens.source_meta["xgboost_base_score"])
+        shift = p - np.log(p / (1 - p))  # 1.3.1 rule minus 1.3.0 rule
+        np.testing.assert_allclose(got, margin + shift, atol=1e-5, rtol=0)
+        assert "1.3.0" in ens.summary()
+    else:
+        np.testing.assert_allclose(got, margin, atol=1e-5, rtol=0)
+
+
+def _native_margin(path: Path, library: str) -> tuple[np.ndarray, np.ndarray]:
+    if library == "xgboost":
+        booster = xgb.Booster()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # today's XGBoost must see a current model file
+            booster.load_model(str(path))
+        dm = xgb.DMatrix(X, missing=np.nan)
+        return (booster.predict(dm, pred_leaf=True).reshape(len(X), -1),
+                booster.predict(dm, output_margin=True).reshape(len(X), -1))
+    booster = lgb.Booster(model_file=str(path))
+    return (booster.predict(X, pred_leaf=True).reshape(len(X), -1),
+            booster.predict(X, raw_score=True).reshape(len(X), -1))
+
+
+def _write_cases() -> list[tuple[str, str, str]]:
+    out = []
+    for name, kind in _cases():
+        if (name, kind) in AMBIGUOUS:
+            continue
+        lib = MANIFEST[name]["library"]
+        for suffix in ((".json", ".ubj") if lib == "xgboost" else (".txt",)):
+            out.append((name, kind, suffix))
+    return out
+
+
+def _fast(case: tuple[str, str, str]) -> bool:
+    """One file per old release and encoding in the fast suite; all of them in the slow one."""
+    name, kind, suffix = case
+    tag = name.split("-", 2)[2]
+    return tag in ("binary_logitraw_base03", "multi_softprob", "multiclass",
+                   "regression_zero_missing") and suffix != ".ubj"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "suffix"),
+    [c if _fast(c) else pytest.param(*c, marks=pytest.mark.slow) for c in _write_cases()])
+def test_written_back_today_scores_the_same(tmp_path: Path, name: str, kind: str,
+                                            suffix: str) -> None:
+    ens = tp.load(_path(name, kind))
+    out = tmp_path / f"upgraded{suffix}"
+    ens.save(out)
+    leaf, margin = _recorded(name)
+    native_leaf, native_margin = _native_margin(out, MANIFEST[name]["library"])
+    np.testing.assert_array_equal(native_leaf, leaf)
+    np.testing.assert_allclose(native_margin, margin, atol=1e-5, rtol=0)
+    again = tp.load(out)  # and treeprune reads its own output with the same scores
+    np.testing.assert_allclose(again.predict(X, output="margin").reshape(margin.shape), margin,
+                               atol=1e-5, rtol=0)
+    assert not again.source_meta.get("semantic_notes")
+
+
+def test_summary_names_writer_and_compensation() -> None:
+    text = tp.load(_path("xgb-1.2.1-binary_logitraw", "json")).summary()
+    assert "written by     XGBoost 1.2.1 (JSON)" in text
+    assert "logit(0.5)" in text and ">= 1.3.1" in text
+    text = tp.load(_path("xgb-0.90-binary_logistic_base03", "binary")).summary()
+    assert "XGBoost < 1.0 (binary)" in text and "stored as a margin" in text
+    text = tp.load(_path("xgb-2.0.3-binary_logistic", "json")).summary()
+    assert "XGBoost 2.0.3 (JSON)" in text and "version rule" not in text
+
+
+def test_today_xgboost_would_change_old_logitraw_scores() -> None:
+    # the compensation is real: today's library reads the 1.2.1 file 0.5 higher than 1.2.1 did
+    booster = xgb.Booster()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        booster.load_model(str(_path("xgb-1.2.1-binary_logitraw", "json")))
+    today = booster.predict(xgb.DMatrix(X, missing=np.nan), output_margin=True)
+    _, margin = _recorded("xgb-1.2.1-binary_logitraw")
+    np.testing.assert_allclose(today - margin.ravel(), 0.5, atol=1e-5)
+
+
+# -- the binary format: damaged files give typed errors ---------------------------------------
+
+BINARIES = sorted({str(_path(n, "binary")) for n, e in MANIFEST.items() if "binary" in e["files"]})
+
+
+@pytest.mark.parametrize("path", [BINARIES[0], BINARIES[-1]])
+def test_binary_truncated_anywhere_is_a_format_error(path: str) -> None:
+    data = Path(path).read_bytes()
+    for cut in range(1, len(data), max(1, len(data) // 97)):
+        with pytest.raises(ModelFormatError):
+            tp.load(data[:cut])
+
+
+def test_binary_trailing_bytes_and_bad_counts() -> None:
+    data = _path("xgb-1.2.1-binary_logistic", "binary").read_bytes()
+    with pytest.raises(ModelFormatError, match="unexpected bytes"):
+        tp.load(data + b"\0\0\0\0")
+    # num_trees is the first int of the gbtree parameters (after header, params, two names)
+    off = 4 + 136 + 8 + len("binary:logistic") + 8 + len("gbtree")
+    bad = data[:off] + struct.pack("<i", 10**6) + data[off + 4:]
+    with pytest.raises(ModelFormatError, match="cannot hold"):
+        tp.load(bad)
+
+
+def test_binary_linear_booster_is_unsupported() -> None:
+    data = _path("xgb-0.90-binary_logistic", "binary").read_bytes()
+    off = 136 + 8 + len("binary:logistic")
+    linear = data[:off] + struct.pack("<Q", 8) + b"gblinear" + data[off + 8 + 6:]
+    with pytest.raises(UnsupportedModelError, match="gblinear"):
+        tp.load(linear)
+
+
+def test_binary_is_recognised_whatever_its_first_bytes() -> None:
+    # a pre-1.0 file starts with a raw float: make it start with '{' and 'tree'
+    data = _path("xgb-0.90-regression", "binary").read_bytes()
+    leaf, margin = _recorded("xgb-0.90-regression")
+    for head in (b"{\0\0\0", b"tree"):
+        ens = tp.load(head + data[4:])
+        assert ens.source_meta["written_encoding"] == "binary"
+        np.testing.assert_array_equal(ens.predict(X, output="leaf"), leaf)
