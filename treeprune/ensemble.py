@@ -300,6 +300,12 @@ class Ensemble:
             lines.append(f"  monotone       {mono}")
         if np.any(self.tree_weight != 1.0):
             lines.append("  tree weights   DART (not all 1)")
+        meta = self.source_meta or {}
+        if meta.get("written_by"):
+            lines.append(f"  written by     {meta['written_by']} ({meta.get('written_encoding')})")
+        for note in meta.get("semantic_notes") or ():
+            # scores follow the writing release; say what differs from today's library
+            lines.append(f"  version rule   {note}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

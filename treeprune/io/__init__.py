@@ -7,12 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from ..ensemble import Ensemble
-from ..errors import ConversionError, ModelFormatError, UnsupportedModelError
+from ..errors import ConversionError, ModelFormatError
 from ._files import read_bytes
 
 
 def _sniff(data: bytes) -> str:
-    """Tell the format from the first bytes: ``xgboost-json``, ``xgboost-ubj``, ``lightgbm``."""
+    """Tell the format from the content: ``xgboost-json``/``-ubj``/``-binary``, ``lightgbm``."""
+    from ._xgboost_binary import looks_like_binary
+
+    # first: a pre-1.0 binary file starts with a raw float, whose bytes may look like anything
+    if looks_like_binary(data):
+        return "xgboost-binary"
     head = data[:4096].lstrip()
     if head.startswith(b"{"):
         # UBJSON objects start with '{' too, followed by a type marker and a length ('L', 'i'..)
@@ -21,11 +26,6 @@ def _sniff(data: bytes) -> str:
         return "xgboost-json"
     if head.startswith(b"tree\n") or head.startswith(b"tree\r\n") or b"\nversion=v" in head[:200]:
         return "lightgbm"
-    if head.startswith(b"binf") or head[:4] == b"\x00\x00\x00\x00":
-        raise UnsupportedModelError(
-            "this looks like XGBoost's legacy binary format (pre-1.0 'deprecated' format); "
-            "load it in XGBoost and save it as JSON (booster.save_model('model.json'))"
-        )
     raise ModelFormatError(
         "not a model file: expected XGBoost JSON/UBJ or a LightGBM text model "
         f"(starts with {data[:20]!r})"
@@ -85,10 +85,16 @@ def load(source: Any) -> Ensemble:
         except UnicodeDecodeError as exc:
             raise ModelFormatError(f"LightGBM model is not valid UTF-8 text: {exc}") from exc
         ens = read_lightgbm_text(text)
+    elif kind == "xgboost-binary":
+        from ._xgboost_binary import read_xgboost_binary
+
+        ens = read_xgboost_binary(data)
     else:
+        from . import _xgboost_versions
         from .xgboost import read_xgboost_bytes
 
         ens = read_xgboost_bytes(data, ubj=(kind == "xgboost-ubj"))
+        ens = _xgboost_versions.apply(ens, "UBJSON" if kind == "xgboost-ubj" else "JSON")
     if path is not None:
         meta = dict(ens.source_meta)
         meta["source_path"] = str(path.resolve())
