@@ -180,3 +180,40 @@ def test_binary_is_recognised_whatever_its_first_bytes() -> None:
         ens = tp.load(head + data[4:])
         assert ens.source_meta["written_encoding"] == "binary"
         np.testing.assert_array_equal(ens.predict(X, output="leaf"), leaf)
+
+
+# -- LightGBM: a file without the 'end of trees' footer ------------------------------------------
+
+LGB_TEXTS = sorted(str(_path(n, "text")) for n, e in MANIFEST.items() if "text" in e["files"])
+
+
+@pytest.mark.parametrize("path", [LGB_TEXTS[0], LGB_TEXTS[-1]])
+def test_lightgbm_without_footer_loads_when_tree_sizes_prove_it_complete(path: str) -> None:
+    text = Path(path).read_text()
+    footerless = text[:text.index("end of trees")]
+    name = Path(path).stem
+    leaf, margin = _recorded(name)
+    for variant in (footerless, footerless + "\n\n"):
+        ens = tp.load(variant.encode())
+        np.testing.assert_array_equal(ens.predict(X, output="leaf"), leaf)
+        np.testing.assert_allclose(ens.predict(X, output="margin").reshape(margin.shape), margin,
+                                   atol=1e-5, rtol=0)
+    native = lgb.Booster(model_str=footerless)  # LightGBM itself accepts this complete file
+    np.testing.assert_allclose(native.predict(X, raw_score=True).reshape(margin.shape), margin,
+                               atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("path", [LGB_TEXTS[0], LGB_TEXTS[-1]])
+def test_lightgbm_truncation_is_still_caught_by_the_header_counts(path: str) -> None:
+    text = Path(path).read_text()
+    end = text.index("end of trees")
+    start = text.index("Tree=")
+    for cut in list(range(start, end, max(1, (end - start) // 150))) + [end - 1, end - 2]:
+        with pytest.raises(ModelFormatError):
+            tp.load(text[:cut].encode())
+    # without tree_sizes nothing shows that the trees are complete
+    head, _, rest = text[:end].partition("\ntree_sizes=")
+    no_sizes = head + "\n" + rest.partition("\n")[2]
+    with pytest.raises(ModelFormatError, match="tree_sizes"):
+        tp.load(no_sizes.encode())
+    assert tp.load((no_sizes + "end of trees\n").encode()).n_trees > 0

@@ -27,6 +27,12 @@ LIGHTGBM_MISSING_SHIFT = 2
 #: Categories at or beyond 2**24 are invalid in XGBoost (a categorical split sends them left).
 XGBOOST_MAX_CATEGORY = 1 << 24
 
+#: First XGBoost release whose ``binary:logitraw`` starts from ``base_score`` itself; before it
+#: (up to 1.3.0) the starting margin was ``logit(base_score)``, as for ``binary:logistic``.
+XGBOOST_LOGITRAW_IDENTITY_SINCE = (1, 3, 1)
+#: XGBoost files from before this release use the old JSON layout (today's XGBoost warns on it).
+XGBOOST_MODERN_JSON_SINCE = (1, 6)
+
 # -- missing types (``Ensemble.missing_type``; LightGBM's own numbering) ---------------------------
 
 MISSING_NONE = 0
@@ -110,5 +116,7 @@ __all__ = [
     "RULE_LIGHTGBM",
     "RULE_XGBOOST",
     "SCORECARD_KEY",
+    "XGBOOST_LOGITRAW_IDENTITY_SINCE",
     "XGBOOST_MAX_CATEGORY",
+    "XGBOOST_MODERN_JSON_SINCE",
 ]

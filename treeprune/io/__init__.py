@@ -13,7 +13,7 @@ from ._files import read_bytes
 
 def _sniff(data: bytes) -> str:
     """Tell the format from the content: ``xgboost-json``/``-ubj``/``-binary``, ``lightgbm``."""
-    from ._xgboost_binary import looks_like_binary
+    from .xgboost.binary import looks_like_binary
 
     # first: a pre-1.0 binary file starts with a raw float, whose bytes may look like anything
     if looks_like_binary(data):
@@ -86,15 +86,13 @@ def load(source: Any) -> Ensemble:
             raise ModelFormatError(f"LightGBM model is not valid UTF-8 text: {exc}") from exc
         ens = read_lightgbm_text(text)
     elif kind == "xgboost-binary":
-        from ._xgboost_binary import read_xgboost_binary
+        from .xgboost import read_xgboost_binary
 
         ens = read_xgboost_binary(data)
     else:
-        from . import _xgboost_versions
         from .xgboost import read_xgboost_bytes
 
         ens = read_xgboost_bytes(data, ubj=(kind == "xgboost-ubj"))
-        ens = _xgboost_versions.apply(ens, "UBJSON" if kind == "xgboost-ubj" else "JSON")
     if path is not None:
         meta = dict(ens.source_meta)
         meta["source_path"] = str(path.resolve())

@@ -113,7 +113,8 @@ def _line_bytes(line: str) -> int:
 
 
 def _split_sections(text: str) -> tuple[list[str], list[list[str]], list[str], bool]:
-    """Split the text into header lines, tree blocks (lists of lines) and the tail."""
+    """Split the text into header lines, tree blocks (lists of lines), the tail, and whether the
+    ``end of trees`` footer is there (without it the last block runs to the end of the text)."""
     lines = text.split("\n")
     n = len(lines)
     i = 0
@@ -135,9 +136,36 @@ def _split_sections(text: str) -> tuple[list[str], list[list[str]], list[str], b
         blocks.append(lines[i:j])
         i = j
     if i >= n:
-        raise _fail("the file is truncated: no 'end of trees' line after the trees")
+        return header, blocks, [], False
     tail = lines[i + 1:]
-    return header, blocks, tail, text.endswith("\n")
+    return header, blocks, tail, True
+
+
+def _end_footerless(blocks: list[list[str]], hv: dict[str, str], ends_with_newline: bool) -> None:
+    """Close the last tree block of a file without the ``end of trees`` footer, or refuse it.
+
+    LightGBM loads such a file when ``tree_sizes`` accounts for every tree (it reads the trees at
+    those byte offsets), and aborts the process on some truncated ones: so a file without the
+    footer is complete only by the header's own counts. The last block may end with extra blank
+    lines; a last line without its newline means the file was cut.
+    """
+    if "tree_sizes" not in hv:
+        raise _fail("the file is truncated: no 'end of trees' line after the trees, and no "
+                    "tree_sizes header line to show that the trees are complete")
+    if not blocks:
+        return
+    last = blocks[-1]
+    if not ends_with_newline:
+        raise _fail("the file is truncated: it ends inside the last tree (no newline, no "
+                    "'end of trees' line)")
+    last.pop()  # the empty string after the final newline is not a line
+    try:
+        want = int(hv["tree_sizes"].split()[len(blocks) - 1])
+    except (ValueError, IndexError):
+        return  # the tree_sizes checks report it
+    size = sum(_line_bytes(line) for line in last)
+    while last and not last[-1].strip() and size > want:
+        size -= _line_bytes(last.pop())
 
 
 def _parse_header(header: list[str]) -> dict[str, str]:
@@ -495,8 +523,10 @@ def read_lightgbm_text(text: str) -> Ensemble:
         raise ModelFormatError(f"expected the model text as str, got {type(text).__name__}")
     crlf = "\r\n" in text
     norm = text.replace("\r\n", "\n") if crlf else text
-    header_lines, blocks, tail, _ = _split_sections(norm)
+    header_lines, blocks, tail, has_footer = _split_sections(norm)
     hv = _parse_header(header_lines)
+    if not has_footer:
+        _end_footerless(blocks, hv, norm.endswith("\n"))
     for key in ("num_class", "max_feature_idx", "feature_names", "feature_infos"):
         if key not in hv:
             raise _fail(f"the header has no {key}= line")

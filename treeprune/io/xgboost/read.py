@@ -29,6 +29,7 @@ from ...ensemble import Ensemble
 from ...errors import ModelFormatError, UnsupportedModelError
 from ...objectives import xgboost_objective
 from ...trees import Tree, assemble, compact, empty_nodes
+from . import versions
 from .base_score import base_score_to_margin, parse_base_score
 from .ubjson import parse_ubj
 
@@ -564,7 +565,8 @@ def read_xgboost_bytes(data: bytes, ubj: bool) -> Ensemble:
     doc = parse_ubj(bytes(data)) if ubj else _parse_json(bytes(data))
     if not isinstance(doc, dict):
         raise ModelFormatError("not an XGBoost model: the document is not a JSON object")
-    return _read_document(doc)
+    # scores as the release that wrote the file scored them (its rules may differ from today's)
+    return versions.apply(_read_document(doc), "UBJSON" if ubj else "JSON")
 
 
 def _read_document(doc: dict[str, Any], config: str | None = None) -> Ensemble:

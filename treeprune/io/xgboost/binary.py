@@ -30,7 +30,7 @@ eval metrics          if ``contain_eval_metrics``: ``uint64 n`` + ``n`` ``str``
 The reader turns the file into the same document that XGBoost's JSON format holds, so one code
 path (the JSON reader) builds the :class:`~treeprune.Ensemble` and checks the trees. What differs
 between versions is how ``base_score`` becomes the starting margin; that is worked out in
-:mod:`treeprune.io._xgboost_versions` from the version the file records.
+:mod:`.versions` from the version the file records.
 """
 
 from __future__ import annotations
@@ -44,8 +44,11 @@ from typing import Any
 
 import numpy as np
 
-from ..ensemble import Ensemble
-from ..errors import ModelFormatError, UnsupportedModelError
+from ...ensemble import Ensemble
+from ...errors import ModelFormatError, UnsupportedModelError
+from . import versions
+from .read import _read_document
+from .write import _OBJECTIVE_SECTIONS
 
 #: Sizes of the fixed structs, unchanged since the format began (XGBoost asserts them).
 LEARNER_PARAM_BYTES = 136
@@ -136,9 +139,9 @@ def looks_like_binary(data: bytes) -> bool:
     The first bytes of a file from before 1.0 are a raw float, so the format is recognised by its
     structure: a plausible objective name right after the 136-byte parameter block.
     """
-    body = data[4:] if data[:4] == b"binf" else data
-    if data[:4] == b"bs64":
+    if data[:4] in (b"binf", b"bs64"):  # the headers XGBoost writes before a binary model
         return True
+    body = data
     if len(body) < LEARNER_PARAM_BYTES + 8:
         return False
     (n,) = struct.unpack_from("<Q", body, LEARNER_PARAM_BYTES)
@@ -239,7 +242,7 @@ def parse_binary(data: bytes) -> BinaryModel:
     -------
     BinaryModel
         The raw header values and the JSON-shaped document (``learner``/``version``), whose
-        ``base_score`` is still the raw field: :mod:`treeprune.io._xgboost_versions` interprets
+        ``base_score`` is still the raw field: :mod:`.versions` interprets
         it.
 
     Raises
@@ -331,8 +334,6 @@ def _objective_section(objective: str, attributes: dict[str, str]) -> dict[str, 
             return section
         raise ModelFormatError("XGBoost binary model: the saved objective configuration does not "
                                f"match the objective {objective!r}; the file is damaged")
-    from .xgboost import _OBJECTIVE_SECTIONS
-
     name = "reg:squarederror" if objective == "reg:linear" else objective
     section = json.loads(json.dumps(_OBJECTIVE_SECTIONS.get(name, {})))
     if "count_poisson_max_delta_step" in attributes:
@@ -392,9 +393,6 @@ def read_xgboost_binary(data: bytes) -> Ensemble:
     UnsupportedModelError
         A linear booster, vector leaves or several targets.
     """
-    from . import _xgboost_versions as versions
-    from .xgboost import _read_document
-
     model = parse_binary(data)
     doc = model.document
     if model.version[0] == 0:

@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ensemble import Ensemble
-from ..errors import ConversionError, ModelFormatError
-
-#: First release whose ``binary:logitraw`` takes ``base_score`` as the margin itself.
-LOGITRAW_IDENTITY_SINCE = (1, 3, 1)
-#: Files from before this release use the old JSON layout, which today's XGBoost warns about.
-MODERN_JSON_SINCE = (1, 6)
+from ..._rules import XGBOOST_LOGITRAW_IDENTITY_SINCE, XGBOOST_MODERN_JSON_SINCE
+from ...ensemble import Ensemble
+from ...errors import ConversionError, ModelFormatError
+from .base_score import _forward, margin_to_base_score, parse_base_score
 
 
 def _version_of(ens: Ensemble) -> tuple[int, ...] | None:
@@ -41,8 +38,6 @@ def _version_of(ens: Ensemble) -> tuple[int, ...] | None:
 
 
 def _logit(p: np.float32) -> np.float32:
-    from .xgboost import _forward
-
     return _forward("binary:logistic", p)
 
 
@@ -86,11 +81,9 @@ def apply(ens: Ensemble, encoding: str, stored_margin: np.float32 | None = None)
         notes.append(f"base_score stored as a margin ({float(np.float32(stored_margin)):.9g}), "
                      "as XGBoost < 1.0 did")
     elif objective == "binary:logitraw" and version is not None:
-        old = version < LOGITRAW_IDENTITY_SINCE if encoding != "binary" else version < (1, 3)
+        old = version < XGBOOST_LOGITRAW_IDENTITY_SINCE if encoding != "binary" else version < (1, 3)
         if old:
             raw = ens.source_meta.get("xgboost_base_score")
-            from .xgboost import parse_base_score
-
             p = parse_base_score(raw, 1)[0]
             m = _logit(np.float32(p))
             if not np.isfinite(m):
@@ -110,7 +103,7 @@ def apply(ens: Ensemble, encoding: str, stored_margin: np.float32 | None = None)
     meta["written_encoding"] = encoding
     meta["semantic_notes"] = tuple(notes)
     if compensated or encoding == "binary" or (version is not None and
-                                               version < MODERN_JSON_SINCE):
+                                               version < XGBOOST_MODERN_JSON_SINCE):
         # what treeprune writes follows today's rules and layout: do not claim that the old
         # release wrote it (the writer stamps the installed version)
         meta["xgboost_version"] = None
@@ -122,7 +115,7 @@ def placeholder_base_score(objective: str, stored_margin: np.float32) -> str:
 
     The JSON reader needs a valid ``base_score``; :func:`apply` then sets the exact margin.
     """
-    from .xgboost import _format_float, margin_to_base_score
+    from .write import _format_float  # write imports nothing from here; keep the cycle out
 
     if not np.isfinite(stored_margin):
         raise ModelFormatError(f"XGBoost binary model: base margin {float(stored_margin)!r} is "
