@@ -150,10 +150,9 @@ def worker_main(kind):
     if kind != "treeprune":
         # import the library once; each task then runs in a forked child, so that a crash of
         # the library costs a fork, not a new interpreter
-        if init.get("lightgbm"):
-            import lightgbm  # noqa: F401
-        if init.get("xgboost"):
-            import xgboost  # noqa: F401
+        # and use it once, so that what it sets up lazily is set up before the forks
+        for fmt, model in init.get("native_warmup", ()):
+            _native_task(model, X, fmt)
     while True:
         try:
             data, fmt = _recv(stdin)
@@ -224,10 +223,18 @@ class Worker:
         warmup = (FIXTURES / "xgb-1.2.1-multi_softprob.json").read_bytes()
         _send(self.proc.stdin, {"X": self.X.tobytes(), "shape": list(self.X.shape),
                                 "warmup": warmup, "timeout": NATIVE_TIMEOUT_S,
-                                "xgboost": True, "lightgbm": self.python == sys.executable})
+                                "native_warmup": self._native_warmup()})
         reply = self._read(300.0)
         if not (isinstance(reply, dict) and reply.get("ready")):
             raise RuntimeError(f"{self.kind} worker did not start ({reply})")
+
+    def _native_warmup(self) -> list[tuple[str, bytes]]:
+        if self.kind == "treeprune":
+            return []
+        if self.python != sys.executable:  # an old XGBoost: its binary format
+            return [("xgboost-binary", (FIXTURES / "xgb-1.2.1-binary_logistic.model").read_bytes())]
+        return [("xgboost-json", (FIXTURES / "xgb-2.0.3-binary_logistic.json").read_bytes()),
+                ("lightgbm-text", (FIXTURES / "lgb-3.3.5-binary.txt").read_bytes())]
 
     def _read(self, timeout: float):
         assert self.proc is not None
