@@ -452,12 +452,12 @@ def run(args) -> int:
     if args.legacy_python:
         native["legacy"] = Worker("native", args.legacy_python, X)
     counts: Counter = Counter()
-    bug_dir = RESULTS / "fuzz_bugs"
+    bug_dir = Path(args.results) / "fuzz_bugs"
     t0 = time.time()
     done = 0
     try:
         # unmutated seeds first: they must load and agree (sanity of the harness itself)
-        plan = [(s, None) for s in seeds]
+        plan = [] if args.skip_seed_check else [(s, None) for s in seeds]
         while True:
             if plan:
                 (fmt, name, data), _ = plan.pop(0)
@@ -484,6 +484,8 @@ def run(args) -> int:
             counts[(fmt, "native:" + nat["status"])] += op != "none"
             if verdict != "-":
                 counts[(fmt, "both:" + verdict)] += op != "none"
+            if res["status"] == "typed" and nat["status"] == "loaded":
+                counts[(fmt, "typed,native-loaded")] += op != "none"  # stricter than native
             if bug:
                 counts[(fmt, "BUG")] += 1
                 bug_dir.mkdir(parents=True, exist_ok=True)
@@ -510,7 +512,8 @@ def report(counts: Counter, done: int, seconds: float, args) -> int:
     fmts = sorted({f for f, _ in counts})
     cols = ["seeds", "mutants", "tp:loaded", "tp:typed", "tp:error", "tp:predict-error",
             "tp:crash", "tp:hang", "native:loaded", "native:refused", "native:crash",
-            "native:hang", "native:n/a", "both:same", "both:same-leaf", "both:differ", "BUG"]
+            "native:hang", "native:n/a", "both:same", "both:same-leaf", "both:differ",
+            "typed,native-loaded", "BUG"]
     rows = [[f] + [counts.get((f, c), 0) for c in cols] for f in fmts]
     total = ["all"] + [sum(r[i + 1] for r in rows) for i in range(len(cols))]
     widths = [max(len(str(x)) for x in col) for col in zip(["format"] + cols, *rows, total,
@@ -518,8 +521,9 @@ def report(counts: Counter, done: int, seconds: float, args) -> int:
     for line in (["format"] + cols, *rows, total):
         print("  ".join(str(x).rjust(w) for x, w in zip(line, widths, strict=True)))
     print(f"{done} mutants in {seconds:.0f} s (seed {args.seed}); bugs: {total[-1]}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / "fuzz_readers.csv", "w", newline="") as fh:
+    out = Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "fuzz_readers.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["format"] + cols)
         w.writerows(rows + [total])
@@ -536,6 +540,9 @@ def main(argv=None) -> int:
     p.add_argument("--legacy-python", help="a Python with an old XGBoost (e.g. 1.2.1) that "
                    "reads binary models, to compare binary mutants")
     p.add_argument("--progress", type=int, default=500, help="print a line every N mutants")
+    p.add_argument("--skip-seed-check", action="store_true",
+                   help="do not first check that every unmutated seed loads and agrees")
+    p.add_argument("--results", default=str(RESULTS), help="folder for the CSV and the bugs")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:

@@ -258,7 +258,8 @@ def _parse_tree_arrays(jt: Any, t: int, n: int, n_features: int, arr: Any) -> Tr
     nodes["right"][:] = np.where(is_leaf, -1, right)
     nodes["feature"][:] = np.where(is_leaf, -1, feat)
     nodes["threshold"][:] = np.where(is_leaf, np.nan, cond.astype(np.float64))
-    nodes["default_left"][:] = dleft != 0
+    # XGBoost takes only 1 (or true) as "default left": any other value (2, 255, -1) is right
+    nodes["default_left"][:] = dleft == 1
     nodes["value"][:] = np.where(is_leaf, cond, base_w).astype(np.float64)
     nodes["gain"][:] = np.where(is_leaf, np.nan, gain.astype(np.float64))
     nodes["cover"][:] = hess.astype(np.float64)
