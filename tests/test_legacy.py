@@ -8,6 +8,7 @@ The old libraries are not needed here: only their recorded predictions.
 from __future__ import annotations
 
 import json
+import os
 import struct
 import warnings
 from pathlib import Path
@@ -217,3 +218,50 @@ def test_lightgbm_truncation_is_still_caught_by_the_header_counts(path: str) -> 
     with pytest.raises(ModelFormatError, match="tree_sizes"):
         tp.load(no_sizes.encode())
     assert tp.load((no_sizes + "end of trees\n").encode()).n_trees > 0
+
+
+# -- upgrade: old file in, today's file out, with the check -----------------------------------
+
+def test_upgrade_writes_todays_file_with_the_same_scores(tmp_path: Path) -> None:
+    from treeprune.errors import ConversionError
+    from treeprune.upgrade import upgrade
+
+    src = _path("xgb-1.2.1-binary_logitraw", "binary")
+    check = upgrade(src, tmp_path / "new.json")
+    assert check.ok and check.n_rows == 1000 and check.max_abs_diff <= 1e-5
+    assert check.written_by == "XGBoost 1.2 (binary)" and check.checked_with.startswith("XGBoost")
+    check = upgrade(src, tmp_path / "rows.ubj", X=X)
+    assert check.ok and check.n_rows == len(X)
+    _, margin = _recorded("xgb-1.2.1-binary_logitraw")
+    np.testing.assert_allclose(_native_margin(tmp_path / "rows.ubj", "xgboost")[1], margin,
+                               atol=1e-5, rtol=0)
+    # a check that fails leaves nothing behind
+    with pytest.raises(ConversionError, match="nothing was written"):
+        upgrade(src, tmp_path / "never.json", tolerance=-1.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.json", "rows.ubj"]
+
+
+def test_upgrade_command_prints_the_check(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = str(Path(tp.__file__).resolve().parent.parent)  # the treeprune under test
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "treeprune", "upgrade", *args],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env)
+
+    src = str(_path("xgb-0.90-multi_softprob", "binary"))
+    proc = run(src, "new.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "written by XGBoost < 1.0 (binary)" in proc.stdout
+    assert "leaf ids equal in 9/9 trees" in proc.stdout and proc.stdout.rstrip().endswith("OK")
+    proc = run(src, "new.json")  # exists: refused without --force, in one line
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("treeprune: error:") and "--force" in proc.stderr
+    lgb_src = str(_path("lgb-3.1.1-binary_categorical", "text"))
+    proc = run(lgb_src, "new.txt", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] and doc["checked_with"].startswith("LightGBM")

@@ -8,6 +8,7 @@
     treeprune compare A B --data FILE [--target COL] [--json]
     treeprune bench MODEL --data FILE [--rows N] [--json]
     treeprune export-sql MODEL --table NAME [--out FILE]
+    treeprune upgrade OLD NEW.json|NEW.ubj|NEW.txt [--data FILE] [--force] [--json]
     treeprune demo [--out-dir DIR]
 
 Data files are CSV (``.csv``, ``.csv.gz``, ...) or Parquet (``.parquet``/``.pq``, or any file
@@ -399,6 +400,40 @@ def bench(model: str, data_path: str, rows: int | None, target: str | None, repe
     _print_table(table, ("", "single row (us)", "batch (ms)", "rows/s"))
     if "error" in res.get("native", {}):
         click.echo(f"native: {res['native']['error']}")
+
+
+@cli.command("upgrade")
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
+              help="Check on these rows (CSV/Parquet, the model's feature columns) instead of "
+                   "probe rows built from the model's split thresholds.")
+@click.option("--force", is_flag=True, help="Overwrite an existing NEW file.")
+@json_option
+def upgrade_cmd(old: str, new: str, data_path: str | None, force: bool, as_json: bool) -> None:
+    """Rewrite a legacy model in today's format with the same scores, and print the check."""
+    from .upgrade import upgrade
+
+    _check_output(Path(new), force, [Path(old)])
+    X = None
+    if data_path is not None:
+        ens = _load_model(old)
+        frame = read_data(data_path)
+        names = list(ens.feature_names)
+        if names and all(n in frame.columns for n in names):
+            frame = frame[names]
+        X = frame.to_numpy(dtype=np.float64)
+    check = upgrade(old, new, X=X, overwrite=force)
+    if as_json:
+        _emit_json({"source": check.source, "target": check.target,
+                    "written_by": check.written_by, "rules": list(check.notes),
+                    "checked_with": check.checked_with, "rows": check.n_rows,
+                    "trees": check.n_trees, "trees_same_leaves": check.trees_same_leaves,
+                    "max_abs_diff": check.max_abs_diff,
+                    "reread_max_abs_diff": check.reread_max_abs_diff, "ok": check.ok})
+        return
+    for line in check.lines():
+        click.echo(line)
 
 
 @cli.command("export-sql")

@@ -630,6 +630,9 @@ def read_lightgbm_text(text: str) -> Ensemble:
     meta: dict[str, Any] = {
         "format": "lightgbm-text",
         "version": hv.get("version", ""),
+        # the text records its format version only (LightGBM 2.3 and 3.x both write v3)
+        "written_by": f"LightGBM, model format {hv.get('version', '').strip() or '(none)'}",
+        "written_encoding": "text",
         "label_index": label_index,
         "objective_line": hv["objective"],
         "feature_infos": infos,
