@@ -47,7 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "legacy"
 RESULTS = ROOT / "benchmarks" / "results"
-TIMEOUT_S = 30.0
+TIMEOUT_S = 60.0
 NATIVE_TIMEOUT_S = 5.0
 ATOL = 1e-5
 
@@ -144,8 +144,9 @@ def worker_main(kind):
     init = _recv(stdin)
     X = np.frombuffer(init["X"], dtype=np.float64).reshape(init["shape"]).copy()
     task = _treeprune_task if kind == "treeprune" else _native_task
-    if kind == "treeprune" and init.get("warmup"):
-        task(init["warmup"], X, "")  # compile the kernels before any timed task
+    if kind == "treeprune":
+        for model in init.get("warmup", ()):
+            task(model, X, "")  # compile every kernel (both decision rules) before timed tasks
     _send(stdout, {"ready": True})
     if kind != "treeprune":
         # import the library once; each task then runs in a forked child, so that a crash of
@@ -220,11 +221,14 @@ class Worker:
         self.proc = subprocess.Popen([self.python, str(Path(__file__).resolve()), "--worker",
                                       self.kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env=env, cwd=tempfile.gettempdir())
-        warmup = (FIXTURES / "xgb-1.2.1-multi_softprob.json").read_bytes()
+        warmup = [(FIXTURES / name).read_bytes() for name in (
+            "xgb-1.2.1-multi_softprob.json", "xgb-2.0.3-binary_logistic.json",
+            "lgb-3.3.5-multiclass.txt", "lgb-3.3.5-binary_categorical.txt",
+            "lgb-2.3.1-regression_zero_missing.txt")]
         _send(self.proc.stdin, {"X": self.X.tobytes(), "shape": list(self.X.shape),
                                 "warmup": warmup, "timeout": NATIVE_TIMEOUT_S,
                                 "native_warmup": self._native_warmup()})
-        reply = self._read(300.0)
+        reply = self._read(900.0)
         if not (isinstance(reply, dict) and reply.get("ready")):
             raise RuntimeError(f"{self.kind} worker did not start ({reply})")
 
