@@ -50,6 +50,9 @@ def test_fixtures_cover_every_old_format() -> None:
     assert {("xgboost", "0.90"), ("xgboost", "1.2.1"), ("xgboost", "2.0.3"),
             ("lightgbm", "2.3.1"), ("lightgbm", "3.1.1")} <= versions
     assert {"binary", "json", "ubj", "text"} <= kinds
+    formats = {(HERE / f).read_text().split("version=", 1)[1][:2]
+               for e in MANIFEST.values() for k, f in e["files"].items() if k == "text"}
+    assert formats == {"v2", "v3"}  # v4 is what today's LightGBM writes (tested elsewhere)
     total = sum(p.stat().st_size for p in HERE.iterdir())
     assert total < 800_000  # fixtures stay small
 
