@@ -232,6 +232,16 @@ def test_lightgbm_monotone_model_keeps_constraints_when_regrown(tmp_path):
     _grid_monotone(grown, X, 4, -1)
 
 
+def test_regrow_takes_soft_labels_for_cross_entropy(tmp_path):
+    spec = LgbSpec(objective="cross_entropy", n_trees=5, num_leaves=7, seed=7)
+    X, y, Xe = lgb_data(spec)
+    ens = tp.load(lgb_train(spec)[0])
+    assert np.any((y > 0) & (y < 1))
+    assert_native_exact(regrow(ens, X, y, **FAST), Xe, tmp_path)
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        regrow(ens, X, y + 1, **FAST)
+
+
 # --------------------------------------------------------------------------- bad input
 def test_unlabeled_rows_must_fit_the_model():
     teacher, X, _, _ = model("xgb-binary")

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_labels, check_weights
 from ..data import to_matrix
 from ..ensemble import Ensemble
 from ..errors import DataError, DeviceError, PruneError
@@ -84,29 +85,13 @@ def monotone_tuple(ens: Ensemble, given: Any) -> tuple[int, ...]:
 
 
 def _labels(ens: Ensemble, y: Any, n: int) -> np.ndarray:
-    yv = np.asarray(y, dtype=np.float64).reshape(-1)
-    if len(yv) != n:
-        raise DataError(f"X has {n} rows but y has {len(yv)} labels")
-    if not np.all(np.isfinite(yv)):
-        raise DataError("labels contain NaN or infinite values; drop or fill those rows first")
     o = ens.objective
-    if o.is_binary and o.name not in ("cross_entropy",) and not np.all(np.isin(yv, (0.0, 1.0))):
-        raise DataError(f"binary objective {o.name!r} needs labels 0/1")
-    if o.is_multiclass and (np.any(yv != np.round(yv)) or yv.min() < 0
-                            or yv.max() >= o.n_classes):
-        raise DataError(f"multiclass labels must be integers 0..{o.n_classes - 1}")
-    return yv
-
-
-def _weights(sample_weight: Any, n: int) -> np.ndarray | None:
-    if sample_weight is None:
-        return None
-    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-    if len(w) != n:
-        raise DataError(f"sample_weight has {len(w)} values for {n} rows")
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise DataError("sample_weight must be finite, non-negative and not all zero")
-    return w
+    if o.name == "cross_entropy":  # LightGBM's binary loss on soft labels: any value in [0, 1]
+        yv = check_labels(y, n)
+        if np.any((yv < 0) | (yv > 1)):
+            raise DataError("objective 'cross_entropy' needs labels in [0, 1]")
+        return yv
+    return check_labels(y, n, o)
 
 
 def _matrix(ens: Ensemble, X: Any, what: str) -> np.ndarray:
@@ -377,7 +362,7 @@ def regrow(base: Ensemble, X: Any, y: Any, sample_weight: Any = None, *, max_dep
     dev = _resolve(device, base.source)
     Xm = _matrix(base, X, "X")
     yv = _labels(base, y, len(Xm))
-    w = _weights(sample_weight, len(Xm))
+    w = check_weights(sample_weight, len(Xm))
     init = _margin_2d(base, Xm)
     obj = base.objective
     strata = yv if (obj.is_binary or obj.is_multiclass) else None
@@ -458,7 +443,7 @@ def distill(teacher: Ensemble, X: Any, *, target_margin: Any = None, sample_weig
             raise DataError(f"target_margin must have shape ({len(Xm)},) or ({len(Xm)}, {K})")
     if not np.all(np.isfinite(target)):
         raise DataError("target margins contain NaN or infinite values")
-    w = _weights(sample_weight, len(Xm))
+    w = check_weights(sample_weight, len(Xm))
     rows = np.concatenate([Xm, Xu]) if len(Xu) else Xm
     target = np.concatenate([target, _margin_2d(teacher, Xu)]) if len(Xu) else target
     if w is not None:
