@@ -204,12 +204,15 @@ class Ensemble:
         X : array-like or pandas.DataFrame, shape (n_rows, n_features)
             DataFrame columns are aligned to the model's feature names; categorical columns are
             encoded with the categories the model stores.
-        output : {"prediction", "margin", "leaf", "per_tree", "score"}
+        output : {"prediction", "margin", "leaf", "per_tree", "score", "contrib"}
             ``"prediction"``: probability (binary), class probabilities (multiclass) or the
             prediction on the response scale. ``"margin"``: raw score before the link.
             ``"leaf"``: int32 (n_rows, n_trees) leaf ids in the native numbering.
             ``"per_tree"``: (n_rows, n_trees) contribution of each tree to its group's margin.
             ``"score"``: scorecard points from the margin with the saved :attr:`scorecard`.
+            ``"contrib"``: exact TreeSHAP value of every feature plus the bias (last column), equal
+            to XGBoost ``pred_contribs`` / LightGBM ``pred_contrib`` and in their layouts; each
+            row sums to the margin (see :mod:`treeprune.contrib`).
         n_threads : int, optional
             Threads for the row-parallel kernels (default: all cores numba sees).
 

@@ -14,7 +14,7 @@ from .errors import DataError
 from .kernels.traverse import leaves_blocked, margins_blocked, margins_rows
 from .packed import Packed, pack
 
-OUTPUTS = ("prediction", "margin", "leaf", "per_tree", "score")
+OUTPUTS = ("prediction", "margin", "leaf", "per_tree", "score", "contrib")
 
 
 @contextmanager
@@ -65,6 +65,10 @@ def predict_ensemble(ens: Ensemble, X: Any, output: str = "prediction",
         if scorecard is None:
             raise DataError("output='score' needs a scorecard: model.with_scorecard(Scorecard(...))")
         return scorecard.score_from_margin(predict_ensemble(ens, X, "margin", n_threads))
+    if output == "contrib":
+        from .contrib import contributions
+
+        return contributions(ens, X, n_threads)
     p = pack(ens)
     Xm = to_matrix(ens, X, p.dtype)
     if output in ("margin", "prediction"):
