@@ -77,6 +77,22 @@ def _replace_by_child(nodes: dict[str, np.ndarray], n: int, c: int, keep_stats: 
         nodes[name][n] = v
 
 
+def _add_subtree_stats(nodes: dict[str, np.ndarray], a: int, b: int) -> None:
+    """Add the cover and count of subtree ``b`` to the same-shaped subtree ``a``, node by node.
+
+    When two equal subtrees merge, the rows of both reach the survivor: its statistics stay the
+    sums of its children's (TreeSHAP weighs the branches by them).
+    """
+    stack = [(a, b)]
+    while stack:
+        i, j = stack.pop()
+        for name in ("cover", "count"):
+            nodes[name][i] += nodes[name][j]
+        if nodes["left"][i] >= 0:
+            stack.append((int(nodes["left"][i]), int(nodes["left"][j])))
+            stack.append((int(nodes["right"][i]), int(nodes["right"][j])))
+
+
 def _reachable_leaves(tree: Tree) -> np.ndarray:
     order = bfs_order(tree)
     return order[tree.nodes["left"][order] < 0]
@@ -184,6 +200,11 @@ def _possible(state: tuple[float, float, bool]) -> bool:
 def _prune_unreachable_tree(tree: Tree, source: str) -> tuple[Tree, int]:
     nd = copy_nodes(tree)
     left, right = nd["left"], nd["right"]
+    parent = np.full(tree.n_nodes, -1, dtype=np.int64)
+    internal = np.flatnonzero(left >= 0)
+    parent[left[internal]] = internal
+    parent[right[internal]] = internal
+    lost: list[tuple[int, float, float]] = []  # statistics of the branches cut off, per node
     changed = False
     stack: list[tuple[int, dict[int, tuple[float, float, bool]]]] = [(0, {})]
     while stack:
@@ -203,11 +224,22 @@ def _prune_unreachable_tree(tree: Tree, source: str) -> tuple[Tree, int]:
                 stack.append((rc, {**st, f: rs}))
                 break
             c, cs = (lc, ls) if lok else (rc, rs)
+            lost.append((n, nd["cover"][n] - nd["cover"][c], nd["count"][n] - nd["count"][c]))
             _replace_by_child(nd, n, c, keep_stats=False)
             st = {**st, f: cs}
             changed = True
     if not changed:
         return tree, 0
+    # the node takes its child's statistics; its ancestors lose what the cut branch carried, so
+    # every split's cover and count stay the sums of its children's
+    for n, cover, count in lost:
+        a = int(parent[n])
+        while a >= 0:
+            if np.isfinite(cover) and cover != 0:
+                nd["cover"][a] -= cover
+            if np.isfinite(count) and count != 0:
+                nd["count"][a] -= count
+            a = int(parent[a])
     new = Tree(nd, tree.cat_sets, tree.group, tree.weight)
     return new, _n_internal(tree) - _n_internal(new)
 
@@ -262,6 +294,7 @@ def _merge_equal_tree(tree: Tree, source: str) -> tuple[Tree, int]:
             lc, rc = int(left[n]), int(right[n])
             if sig[lc] == sig[rc]:
                 collapsed += 1 + int(n_int[rc])
+                _add_subtree_stats(nd, lc, rc)
                 _replace_by_child(nd, n, lc, keep_stats=True)
                 sig[n] = sig[lc]
                 n_int[n] = n_int[lc]
