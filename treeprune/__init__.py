@@ -7,6 +7,7 @@ The public API::
     result = tp.prune(model, X, y, tolerance=0.001)
     tp.compare(model, result.model, X, y)
     tp.Scorecard(pdo=20, base_score=600, base_odds=50)
+    tp.reason_codes(model, X, k=4)
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from .io import load, save
 __version__ = "0.1.0"
 
 # imported on first use: they pull in scikit-learn, which a scoring process does not need
-_LAZY = {"prune": "pruning", "PruneResult": "pruning", "compare": "comparison", "Scorecard": "scorecard"}
+_LAZY = {"prune": "pruning", "PruneResult": "pruning", "compare": "comparison", "Scorecard": "scorecard",
+         "reason_codes": "reasons"}
 
 
 def __getattr__(name: str):
@@ -47,6 +49,7 @@ __all__ = [
     "PruneResult",
     "compare",
     "Scorecard",
+    "reason_codes",
     "errors",
     "TreePruneError",
     "ModelFormatError",
