@@ -508,6 +508,7 @@ def to_sql(
     order_by: str | None = None,
     max_nesting: int | None = 10,
     categories: str = "levels",
+    reasons: int | None = None,
 ) -> str:
     """The ensemble as one SQL ``SELECT`` computing ``margin``, ``probability`` and ``score``.
 
@@ -538,6 +539,12 @@ def to_sql(
         them (LightGBM: missing; XGBoost: the row's outputs are NULL, as XGBoost refuses the row).
         ``"codes"``: integer category codes. Features whose levels the model does not store
         always read codes. The header lists every mapping.
+    reasons : int, optional
+        Also return each used feature's exact TreeSHAP contribution (``contrib_<feature>``, equal
+        to ``predict(output="contrib")``), the bias (``contrib_bias``) and the top ``reasons``
+        reasons (``reason_1``, ``contribution_1``, ...: as :func:`treeprune.reason_codes` with
+        its defaults). For models whose paths split on few distinct features (every stump and
+        depth-2 model; see :mod:`treeprune._sql_reasons`); larger ones are refused.
 
     Returns
     -------
@@ -577,9 +584,15 @@ def to_sql(
     writer = _Writer(ens, dialect, None if max_nesting is None else int(max_nesting),
                      frozenset(levels))
     margin_sql = writer.margin("      ")
+    unknown = None
     if levels and writer.xgb:  # XGBoost refuses a level it was not trained on: so does the SQL
         unknown = " OR ".join(f"{writer.columns[f]} = -1" for f in levels)
         margin_sql = f"CASE WHEN {unknown} THEN NULL ELSE {margin_sql} END"
+    explain = None
+    if reasons is not None:
+        from ._sql_reasons import reason_sql
+
+        explain = reason_sql(writer, reasons, unknown)
     table_sql = _table_identifier(table)
     if order_by is not None:
         row_key = quote_identifier(order_by)
@@ -625,15 +638,19 @@ def to_sql(
         header.append(_comment(f"score = {sc.offset!r} - {sc.factor!r} * margin (pdo {sc.pdo:g}, "
                                f"base score {sc.base_score:g} at good:bad odds {sc.base_odds:g})"))
     inner_cols = [f"    {row_key} AS {_ROW_ALIAS}," if row_key else None,
-                  f"    {margin_sql} AS {_MARGIN}"]
+                  f"    {margin_sql} AS {_MARGIN}" + ("," if explain else "")]
+    scored = ["FROM (", "  SELECT", *[c for c in inner_cols if c]]
+    if explain:  # contributions next to the margin; ranks one level up; reasons outside
+        header.append(_comment(explain.header))
+        scored = ["FROM (", f"  SELECT *, {explain.ranks}", *scored, ",\n".join(explain.inner)]
+        source_sql = [*source_sql, ') AS "_treeprune_contrib"']
     lines = header + coded_sql + [
         "SELECT",
         f"  {_MARGIN} AS {_MARGIN},",
         f"  {_probability(ens, _MARGIN)} AS \"probability\",",
-        f"  {_score(ens, scorecard, _MARGIN)} AS \"score\"",
-        "FROM (",
-        "  SELECT",
-        *[c for c in inner_cols if c],
+        f"  {_score(ens, scorecard, _MARGIN)} AS \"score\"" + (",\n" + ",\n".join(
+            explain.outer) if explain else ""),
+        *scored,
         *source_sql,
         ") AS \"_treeprune_scored\"",
     ]
