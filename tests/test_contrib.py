@@ -268,3 +268,30 @@ def test_real_credit_models(name, lib):
     ours = ens.predict(X, output="contrib")
     np.testing.assert_allclose(ours, native, rtol=0, atol=atol)
     _rows_sum_to_margin(ens, ours, X, atol=atol)
+
+
+@pytest.mark.parametrize("max_features, budget", [(0, 0), (3, 10**9), (8, 5000)],
+                         ids=["computed", "small-paths-tabled", "budget-cut"])
+def test_lookup_tables_and_computed_paths_agree(monkeypatch, max_features, budget):
+    """Paths are either looked up in per-pattern tables or computed per row: same numbers."""
+    import treeprune.contrib as contrib
+
+    monkeypatch.setattr(contrib, "TABLE_MAX_FEATURES", max_features)
+    monkeypatch.setattr(contrib, "TABLE_BUDGET", budget)
+    spec = XGBSpec(n_cat=2, n_num=3, n_levels=40, n_trees=20, max_depth=5, seed=7)
+    booster, X, _ = make_model(spec)
+    ens = tp.load(booster)
+    sp = contrib.paths(ens)
+    tabled = sp.table_start >= 0
+    if max_features == 0:
+        assert not tabled.any()
+    else:  # a mix: some paths tabled, the others (too many features, or over budget) computed
+        assert tabled.any() and (~tabled).any()
+    np.testing.assert_allclose(ens.predict(X, output="contrib"),
+                               booster.predict(dmatrix(spec, X), pred_contribs=True),
+                               rtol=0, atol=XGB_ATOL)
+    lgb_booster, Xe = train(LgbSpec("binary", n_cat=2, n_trees=25))
+    Xs = stress_rows(lgb_booster, Xe, 5)
+    lens = tp.load(lgb_booster)
+    np.testing.assert_allclose(lens.predict(Xs, output="contrib"),
+                               lgb_booster.predict(Xs, pred_contrib=True), rtol=0, atol=LGB_ATOL)

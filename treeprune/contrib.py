@@ -28,7 +28,7 @@ import numpy as np
 from .data import to_matrix
 from .ensemble import Ensemble
 from .errors import UnsupportedModelError
-from .kernels.shap import contributions_blocked
+from .kernels.shap import build_tables, contributions_blocked
 from .packed import Packed, pack
 
 
@@ -54,6 +54,23 @@ class Paths:
     bias: np.ndarray  # float64 (n_groups,)
     max_nodes: int
     max_elems: int
+    table_start: np.ndarray  # int64 (n_paths,): offset into tables, -1 when computed per row
+    tables: np.ndarray  # float64
+
+
+#: Paths with at most this many distinct features get a lookup table (2**d * d numbers)...
+TABLE_MAX_FEATURES = 8
+#: ... while all tables of a model stay within this many numbers (64 MB).
+TABLE_BUDGET = 8_000_000
+
+
+def _table_layout(elem_start: np.ndarray) -> tuple[np.ndarray, int]:
+    d = np.diff(elem_start)
+    size = np.where(d <= TABLE_MAX_FEATURES, (2 ** d) * d, 0)
+    fits = (d <= TABLE_MAX_FEATURES) & (np.cumsum(size) <= TABLE_BUDGET)
+    size = np.where(fits, size, 0)
+    start = np.cumsum(size) - size
+    return np.where(fits, start, -1).astype(np.int64), int(size.sum())
 
 
 def _weights(ens: Ensemble) -> tuple[np.ndarray, str]:
@@ -155,14 +172,20 @@ def paths(ens: Ensemble) -> Paths:
         bias = bias.astype(np.float32).astype(np.float64)
     np.add.at(bias, ens.tree_group, tree_bias)
     trees = np.stack([roots, ends - roots, ens.tree_group], axis=1).astype(np.int32)
+    elem_start_arr = np.asarray(elem_start, dtype=np.int64)
+    elem_zero_arr = np.asarray(elem_zero, dtype=np.float64)
+    value_arr = np.asarray(path_value, dtype=np.float64)
+    table_start, n_table = _table_layout(elem_start_arr)
+    tables = build_tables(elem_start_arr, elem_zero_arr, value_arr, table_start,
+                          np.empty(n_table))
     out = Paths(
         trees=np.ascontiguousarray(trees),
         path_start=np.asarray(path_start, dtype=np.int64),
-        path_value=np.asarray(path_value, dtype=np.float64),
+        path_value=value_arr,
         path_leaf=np.asarray(path_leaf, dtype=np.int64),
-        elem_start=np.asarray(elem_start, dtype=np.int64),
+        elem_start=elem_start_arr,
         elem_feature=np.asarray(elem_feature, dtype=np.int32),
-        elem_zero=np.asarray(elem_zero, dtype=np.float64),
+        elem_zero=elem_zero_arr,
         cond_start=np.asarray(cond_start, dtype=np.int64),
         cond_node=np.asarray(cond_node, dtype=np.int32),
         cond_right=np.asarray(cond_right, dtype=np.uint8),
@@ -170,6 +193,8 @@ def paths(ens: Ensemble) -> Paths:
         bias=bias,
         max_nodes=int(max(1, (ends - roots).max(initial=1))),
         max_elems=int(max_elems),
+        table_start=table_start,
+        tables=tables,
     )
     object.__setattr__(ens, "_shap_paths", out)
     return out
@@ -185,7 +210,8 @@ def contributions_matrix(ens: Ensemble, p: Packed, Xm: np.ndarray) -> np.ndarray
     contributions_blocked(Xm, sp.trees, p.info, p.threshold, p.left, p.cat, p.cat_bounds,
                           p.cat_words, p.rule, p.simple, sp.path_start, sp.path_value,
                           sp.elem_start, sp.elem_feature, sp.elem_zero, sp.cond_start,
-                          sp.cond_node, sp.cond_right, sp.cond_elem, sp.max_nodes,
+                          sp.cond_node, sp.cond_right, sp.cond_elem, sp.table_start, sp.tables,
+                          sp.max_nodes,
                           max(sp.max_elems, 1), out)
     return out
 

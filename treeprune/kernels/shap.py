@@ -82,10 +82,35 @@ def path_table(z, d, out):
 
 
 @njit(parallel=True, nogil=True, cache=True)
+def build_tables(elem_start, elem_zero, path_value, table_start, tables):
+    """Fill ``tables`` with every tabled path's :func:`path_table` times its leaf value.
+
+    Path ``p`` with ``d`` elements owns ``tables[table_start[p]:table_start[p] + 2**d * d]``
+    (row-major ``(2**d, d)``); ``table_start[p] < 0`` leaves it untabled.
+    """
+    for p in prange(path_value.shape[0]):
+        ts = table_start[p]
+        if ts < 0:
+            continue
+        e0 = elem_start[p]
+        d = elem_start[p + 1] - e0
+        z = np.empty(d + 1)
+        z[0] = 1.0
+        for e in range(d):
+            z[e + 1] = elem_zero[e0 + e]
+        table = path_table(z, d, np.empty((1 << d, d)))
+        v = path_value[p]
+        for m in range(1 << d):
+            for e in range(d):
+                tables[ts + m * d + e] = table[m, e] * v
+    return tables
+
+
+@njit(parallel=True, nogil=True, cache=True)
 def contributions_blocked(X, trees, info, threshold, left, cat, cat_bounds, cat_words, rule,
                           simple, path_start, path_value, elem_start, elem_feature, elem_zero,
-                          cond_start, cond_node, cond_right, cond_elem, max_nodes, max_elems,
-                          out):
+                          cond_start, cond_node, cond_right, cond_elem, table_start, tables,
+                          max_nodes, max_elems, out):
     """Add every tree's SHAP values to ``out`` (n_rows, n_groups, n_features + 1).
 
     ``trees`` is int32 (n_trees, 3): packed root, packed node count and output group. Tree ``t``
@@ -93,7 +118,9 @@ def contributions_blocked(X, trees, info, threshold, left, cat, cat_bounds, cat_
     ``elem_start[p]:elem_start[p + 1]`` (feature, zero fraction) and conditions
     ``cond_start[p]:cond_start[p + 1]``: the row satisfies condition ``c`` when, at packed node
     ``root + cond_node[c]``, it goes right iff ``cond_right[c]``; a failed condition sets the one
-    fraction of path element ``cond_elem[c]`` (1-based) to 0. ``out`` holds the bias on entry.
+    fraction of path element ``cond_elem[c]`` (1-based) to 0. Paths with a table
+    (:func:`build_tables`) look their contributions up by the pattern of one fractions; the others
+    are computed. ``out`` holds the bias on entry.
     """
     n_rows = X.shape[0]
     n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
@@ -123,6 +150,18 @@ def contributions_blocked(X, trees, info, threshold, left, cat, cat_bounds, cat_
             for p in range(path_start[t], path_start[t + 1]):
                 e0 = elem_start[p]
                 d = elem_start[p + 1] - e0
+                ts = table_start[p]
+                if ts >= 0:
+                    full = (1 << d) - 1
+                    for r in range(start, stop):
+                        m = full
+                        for c in range(cond_start[p], cond_start[p + 1]):
+                            if right[r - start, cond_node[c]] != cond_right[c]:
+                                m &= ~(1 << (cond_elem[c] - 1))
+                        base = ts + m * d
+                        for e in range(d):
+                            out[r, g, elem_feature[e0 + e]] += tables[base + e]
+                    continue
                 v = path_value[p]
                 for e in range(d):
                     z[e + 1] = elem_zero[e0 + e]
