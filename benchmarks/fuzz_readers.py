@@ -5,8 +5,10 @@ lines, spliced chunks, extreme numbers written over numbers). Each mutant is rea
 and by the native library, each in its own child process (a native library can crash or hang on
 a damaged file; so, in principle, could anything), and classified:
 
-* treeprune: ``loaded`` (and predicts), ``typed`` (a ``TreePruneError``), or a bug: ``error``
-  (any other exception), ``predict-error``, ``crash``, ``hang``;
+* treeprune: ``loaded`` (and predicts), ``typed`` (a ``TreePruneError`` on loading),
+  ``typed-predict`` (loaded, but the fixed rows no longer fit, e.g. a damaged feature count: a
+  ``TreePruneError`` from ``predict``), or a bug: ``error`` (any other exception),
+  ``predict-error``, ``crash``, ``hang``;
 * native: ``loaded``, ``refused`` (its own exception), ``crash``, ``hang``, ``n/a``;
 * when both loaded: ``same`` (leaf ids equal, margins within 1e-5) or the bug ``differ``.
 
@@ -92,6 +94,8 @@ def _treeprune_task(data, X, fmt):
     try:
         margin = ens.predict(X, output="margin")
         leaf = ens.predict(X, output="leaf")
+    except TreePruneError as exc:  # e.g. a damaged num_feature: the rows no longer fit the model
+        return {"status": "typed-predict", "msg": type(exc).__name__ + ": " + str(exc)[:300]}
     except Exception as exc:
         return {"status": "predict-error", "msg": type(exc).__name__ + ": " + str(exc)[:300]}
     out = _arrays(margin, leaf)
@@ -516,7 +520,8 @@ def run(args) -> int:
 
 def report(counts: Counter, done: int, seconds: float, args) -> int:
     fmts = sorted({f for f, _ in counts})
-    cols = ["seeds", "mutants", "tp:loaded", "tp:typed", "tp:error", "tp:predict-error",
+    cols = ["seeds", "mutants", "tp:loaded", "tp:typed", "tp:typed-predict", "tp:error",
+            "tp:predict-error",
             "tp:crash", "tp:hang", "native:loaded", "native:refused", "native:crash",
             "native:hang", "native:n/a", "both:same", "both:same-leaf", "both:differ",
             "typed,native-loaded", "BUG"]
