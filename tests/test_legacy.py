@@ -268,3 +268,22 @@ def test_upgrade_command_prints_the_check(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["ok"] and doc["checked_with"].startswith("LightGBM")
+
+
+def test_binary_in_base64_and_old_objective_name_in_json() -> None:
+    import base64
+
+    leaf, margin = _recorded("xgb-1.2.1-regression")
+    raw = _path("xgb-1.2.1-regression", "binary").read_bytes()
+    ens = tp.load(b"bs64" + base64.b64encode(raw))  # how some old bindings stored models
+    np.testing.assert_array_equal(ens.predict(X, output="leaf"), leaf)
+    np.testing.assert_allclose(ens.predict(X, output="margin").reshape(margin.shape), margin,
+                               atol=1e-5, rtol=0)
+    with pytest.raises(ModelFormatError, match="base64"):
+        tp.load(b"bs64" + b"not base64!")
+    doc = json.loads(_path("xgb-1.0.2-regression", "json").read_text())
+    doc["learner"]["objective"]["name"] = "reg:linear"  # the name before reg:squarederror
+    ens = tp.load(json.dumps(doc).encode())
+    _, margin = _recorded("xgb-1.0.2-regression")
+    np.testing.assert_allclose(ens.predict(X, output="margin").reshape(margin.shape), margin,
+                               atol=1e-5, rtol=0)

@@ -137,7 +137,8 @@ def looks_like_binary(data: bytes) -> bool:
     """Whether ``data`` has the shape of a legacy binary model (header, objective and booster).
 
     The first bytes of a file from before 1.0 are a raw float, so the format is recognised by its
-    structure: a plausible objective name right after the 136-byte parameter block.
+    structure: a plausible objective name right after the 136-byte parameter block, then one of
+    the booster names.
     """
     if data[:4] in (b"binf", b"bs64"):  # the headers XGBoost writes before a binary model
         return True
@@ -153,7 +154,14 @@ def looks_like_binary(data: bytes) -> bool:
     if not 1 <= n <= 64 or len(body) < start + n:
         return False
     name = body[start:start + n]
-    return all(32 < b < 127 for b in name) and (b":" in name or name.isalpha())
+    if not all(32 < b < 127 for b in name):
+        return False
+    # the booster's name follows: an 8-byte length and gbtree / dart / gblinear
+    at = start + n
+    if len(body) < at + 8:
+        return True  # a truncated file of this format: the reader says where it ends
+    (m,) = struct.unpack_from("<Q", body, at)
+    return m <= 8 and body[at + 8:at + 8 + m] in (b"gbtree", b"dart", b"gblinear")
 
 
 def _objective_name(s: _Stream) -> str:
