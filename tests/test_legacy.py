@@ -287,3 +287,16 @@ def test_binary_in_base64_and_old_objective_name_in_json() -> None:
     _, margin = _recorded("xgb-1.0.2-regression")
     np.testing.assert_allclose(ens.predict(X, output="margin").reshape(margin.shape), margin,
                                atol=1e-5, rtol=0)
+
+
+def test_one_output_objective_with_several_classes_is_refused() -> None:
+    # XGBoost predicts num_class outputs whatever the objective; treeprune cannot: a typed error
+    data = bytearray(_path("xgb-1.0.2-binary_logistic", "binary").read_bytes())
+    off = 4 if data[:4] == b"binf" else 0
+    struct.pack_into("<i", data, off + 8, 2)  # num_class
+    with pytest.raises(UnsupportedModelError, match="num_class = 2"):
+        tp.load(bytes(data))
+    doc = json.loads(_path("xgb-1.2.1-regression", "json").read_text())
+    doc["learner"]["learner_model_param"]["num_class"] = "3"
+    with pytest.raises(UnsupportedModelError, match="one-output objective"):
+        tp.load(json.dumps(doc).encode())

@@ -432,6 +432,13 @@ def _from_model(doc: Any, config: Any = None) -> Ensemble:
     n_groups = objective.n_groups
     if objective.is_multiclass and num_class < 2:
         raise ModelFormatError(f"XGBoost model: {obj_name} with num_class = {num_class}")
+    if not objective.is_multiclass and num_class > 1:
+        # XGBoost then predicts num_class outputs with this objective's link: not representable
+        raise UnsupportedModelError(
+            f"XGBoost model: num_class = {num_class} with the one-output objective {obj_name!r} "
+            "(trained with a custom multi-output objective, or a damaged file); treeprune reads "
+            "several classes with multi:softprob / multi:softmax"
+        )
 
     base_score = parse_base_score(_W.get(mparam, "base_score", "learner.learner_model_param"),
                                  n_groups)
