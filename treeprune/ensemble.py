@@ -201,9 +201,11 @@ class Ensemble:
 
         Parameters
         ----------
-        X : array-like or pandas.DataFrame, shape (n_rows, n_features)
+        X : array-like, pandas.DataFrame, dask DataFrame or dask Array, shape (n_rows, n_features)
             DataFrame columns are aligned to the model's feature names; categorical columns are
-            encoded with the categories the model stores.
+            encoded with the categories the model stores. A dask collection gives a lazy dask
+            array, computed partition by partition (``treeprune[dask]``; see
+            :func:`treeprune.scaleout.predict_dask`).
         output : {"prediction", "margin", "leaf", "per_tree", "score", "contrib"}
             ``"prediction"``: probability (binary), class probabilities (multiclass) or the
             prediction on the response scale. ``"margin"``: raw score before the link.
@@ -214,14 +216,20 @@ class Ensemble:
             to XGBoost ``pred_contribs`` / LightGBM ``pred_contrib`` and in their layouts; each
             row sums to the margin (see :mod:`treeprune.contrib`).
         n_threads : int, optional
-            Threads for the row-parallel kernels (default: all cores numba sees).
+            Threads for the row-parallel kernels (default: all cores numba sees; 1 per partition
+            for dask input, where the workers give the parallelism).
 
         Returns
         -------
-        numpy.ndarray
+        numpy.ndarray or dask.array.Array
         """
         from .predict import predict_ensemble
+        from .scaleout import is_dask_collection
 
+        if is_dask_collection(X):  # lazy, partition-wise (treeprune[dask])
+            from .scaleout._predict import predict_dask
+
+            return predict_dask(self, X, output=output, n_threads=n_threads)
         return predict_ensemble(self, X, output=output, n_threads=n_threads)
 
     # -- scorecard ---------------------------------------------------------------------------

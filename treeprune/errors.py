@@ -35,6 +35,10 @@ class DeviceError(TreePruneError, RuntimeError):
     """A requested compute device (for example CUDA) is not available."""
 
 
+class MissingDependencyError(TreePruneError, ImportError):
+    """An optional dependency is needed for this input (the message names the extra to install)."""
+
+
 __all__ = [
     "TreePruneError",
     "ModelFormatError",
@@ -43,4 +47,5 @@ __all__ = [
     "ConversionError",
     "PruneError",
     "DeviceError",
+    "MissingDependencyError",
 ]
