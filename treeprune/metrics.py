@@ -10,7 +10,9 @@ Conventions used throughout:
   match) raises :class:`treeprune.errors.DataError` with a message that names it.
 
 The arithmetic is done by numpy and scikit-learn; this module adds the credit conventions (Gini,
-KS, decile tables, PSI bands) and the validation around them. Comparing two scores or two models
+KS, decile tables, PSI bands) and the validation around them. AUC, Gini, KS, the decile table and
+the PSI also take dask collections (``treeprune[dask]``): they are then exact reductions over the
+partitions (:mod:`treeprune.scaleout`), equal to the in-memory results. Comparing two scores or two models
 (correlations, swap sets, metric deltas) is :mod:`treeprune.comparison`.
 """
 
@@ -45,6 +47,19 @@ PSI_BANDS: tuple[tuple[float, str], ...] = (
 # ------------------------------------------------------------------------------------------------
 # validation
 # ------------------------------------------------------------------------------------------------
+def _is_dask(values: Any) -> bool:
+    """A dask collection: the metric is computed as a reduction over its partitions."""
+    from .scaleout import is_dask_collection
+
+    return is_dask_collection(values)
+
+
+def _no_dask_weights(sample_weight: Any) -> None:
+    if sample_weight is not None:
+        raise DataError("sample_weight is not supported with dask scores; "
+                        "compute the metric in memory, or drop the weights")
+
+
 def _check_weights(sample_weight: Any, n: int) -> np.ndarray | None:
     if sample_weight is None:
         return None
@@ -108,6 +123,11 @@ def auc(
     DataError
         Labels other than 0/1, a single class, non-finite scores or mismatched lengths.
     """
+    if _is_dask(score):
+        from .scaleout import _metrics
+
+        _no_dask_weights(sample_weight)
+        return _metrics.auc(y, score, higher_is_riskier=higher_is_riskier)
     s, yy, w = _prepare_binary(y, score, sample_weight)
     if not higher_is_riskier:
         s = -s
@@ -154,6 +174,11 @@ def ks(
     float
         KS in [0, 1].
     """
+    if _is_dask(score):
+        from .scaleout import _metrics
+
+        _no_dask_weights(sample_weight)
+        return _metrics.ks(y, score, higher_is_riskier=higher_is_riskier)
     s, yy, w = _prepare_binary(y, score, sample_weight)
     if not higher_is_riskier:
         s = -s
@@ -231,6 +256,10 @@ def decile_table(
         ``cum_good_capture``. The largest ``cum_bad_capture - cum_good_capture`` is the KS at the
         bin edges.
     """
+    if _is_dask(score):
+        from .scaleout import _metrics
+
+        return _metrics.decile_table(y, score, n_bins, higher_is_riskier=higher_is_riskier)
     s, yy, _ = _prepare_binary(y, score, None)
     if not isinstance(n_bins, (int, np.integer)) or isinstance(n_bins, bool) or n_bins < 1:
         raise DataError(f"n_bins must be a positive integer; got {n_bins!r}")
@@ -390,13 +419,25 @@ def psi(expected: Any, actual: Any, n_bins: int = 10, bins: Any = "quantile") ->
         ``value``, ``band`` ('stable' < 0.1 <= 'moderate shift' < 0.25 <= 'significant shift')
         and the per-bin ``table``.
     """
+    if _is_dask(expected) or _is_dask(actual):
+        from .scaleout import _metrics
+
+        return _metrics.psi(expected, actual, n_bins=n_bins, bins=bins)
     e = check_scores(expected, "expected")
     a = check_scores(actual, "actual")
     inner = _psi_edges(e, n_bins, bins)
     e_counts = np.bincount(np.searchsorted(inner, e, side="left"), minlength=len(inner) + 1)
     a_counts = np.bincount(np.searchsorted(inner, a, side="left"), minlength=len(inner) + 1)
-    e_share = e_counts / len(e)
-    a_share = a_counts / len(a)
+    return psi_from_counts(inner, e_counts, a_counts)
+
+
+def psi_from_counts(inner: np.ndarray, e_counts: np.ndarray, a_counts: np.ndarray) -> PSIResult:
+    """The :func:`psi` of two histograms over the bins that the inner edges ``inner`` cut.
+
+    For distributions too large to hold (:mod:`treeprune.scaleout` reduces them to counts).
+    """
+    e_share = e_counts / e_counts.sum()
+    a_share = a_counts / a_counts.sum()
     e_share = np.where(e_counts == 0, PSI_EPSILON, e_share)
     a_share = np.where(a_counts == 0, PSI_EPSILON, a_share)
     contribution = (a_share - e_share) * np.log(a_share / e_share)
@@ -440,4 +481,5 @@ __all__ = [
     "log_loss",
     "psi",
     "psi_band",
+    "psi_from_counts",
 ]

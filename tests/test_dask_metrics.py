@@ -1,0 +1,119 @@
+"""Metrics and model comparison on dask collections equal the in-memory results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("dask.dataframe", reason="dask support not installed: pip install 'treeprune[dask]'")
+
+import dask.array as da  # noqa: E402
+import dask.dataframe as dd  # noqa: E402
+from dask_cluster import local_cluster  # noqa: E402
+from score_data import two_scores  # noqa: E402
+from xgb_models import XGBSpec, make_model  # noqa: E402
+
+import treeprune as tp  # noqa: E402
+from treeprune import metrics  # noqa: E402
+from treeprune.errors import DataError  # noqa: E402
+from treeprune.scaleout._metrics import ScoreTable, score_table  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with local_cluster() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def data():
+    y, p, p_b, margin, _ = two_scores(n=2000)
+    # heavy ties (rounded scores) exercise the tie handling of every metric
+    return y, p, p_b, np.round(margin, 1)
+
+
+def _frame(y, p, p_b, points, npartitions=4):
+    return dd.from_pandas(pd.DataFrame({"y": y, "p": p, "p_b": p_b, "points": points}),
+                          npartitions=npartitions)
+
+
+@pytest.mark.parametrize("column", ["p", "points"])
+@pytest.mark.parametrize("higher_is_riskier", [True, False])
+def test_auc_gini_ks_exact(client, data, column, higher_is_riskier):
+    y, p, p_b, points = data
+    ddf = _frame(y, p, p_b, points)
+    want_s = {"p": p, "points": points}[column]
+    for fn in (metrics.auc, metrics.gini, metrics.ks):
+        want = fn(y, want_s, higher_is_riskier=higher_is_riskier)
+        got = fn(ddf["y"], ddf[column], higher_is_riskier=higher_is_riskier)
+        assert got == pytest.approx(want, abs=1e-12), fn.__name__
+
+
+def test_metrics_on_arrays_with_y_in_memory(client, data):
+    y, p, _, _ = data
+    s = da.from_array(p, chunks=300)
+    assert metrics.auc(y, s) == pytest.approx(metrics.auc(y, p), abs=1e-12)
+    y_other_chunks = da.from_array(y, chunks=700)  # rechunked to the score's partitions
+    assert metrics.ks(y_other_chunks, s) == pytest.approx(metrics.ks(y, p), abs=1e-12)
+
+
+@pytest.mark.parametrize("higher_is_riskier", [True, False])
+@pytest.mark.parametrize("n_bins", [10, 7])
+def test_decile_table_exact(client, data, higher_is_riskier, n_bins):
+    y, p, p_b, points = data
+    ddf = _frame(y, p, p_b, points)
+    for col, s in (("p", p), ("points", points)):
+        want = metrics.decile_table(y, s, n_bins, higher_is_riskier=higher_is_riskier)
+        got = metrics.decile_table(ddf["y"], ddf[col], n_bins, higher_is_riskier=higher_is_riskier)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-12)
+
+
+@pytest.mark.parametrize("bins", ["quantile", "uniform", [0.2, 0.5, 0.8]])
+def test_psi_exact(client, data, bins):
+    y, p, p_b, points = data
+    ddf = _frame(y, p, p_b, points)
+    want = metrics.psi(p, p_b, bins=bins)
+    for expected, actual in ((ddf["p"], ddf["p_b"]), (p, ddf["p_b"]), (ddf["p"], p_b)):
+        got = metrics.psi(expected, actual, bins=bins)
+        assert got.value == pytest.approx(want.value, rel=1e-12)
+        pd.testing.assert_frame_equal(got.table, want.table, check_dtype=False, rtol=1e-12)
+
+
+def test_score_table_quantiles_match_numpy(client, data):
+    _, p, _, points = data
+    q = np.linspace(0, 1, 21)
+    for s in (p, points):
+        table = score_table(da.from_array(s, chunks=333))
+        assert isinstance(table, ScoreTable) and table.n == len(s)
+        np.testing.assert_array_equal(table.quantile(q), np.quantile(s, q))
+        np.testing.assert_array_equal(table.negated().quantile(q), np.quantile(-s, q))
+
+
+def test_metric_errors(client, data):
+    y, p, p_b, points = data
+    ddf = _frame(y, p, p_b, points)
+    with pytest.raises(DataError, match="single class"):
+        metrics.auc(ddf["y"] * 0, ddf["p"])
+    with pytest.raises(DataError, match="only 0 \\(good\\) and 1"):
+        metrics.ks(ddf["y"] + 1, ddf["p"])
+    with pytest.raises(DataError, match="NaN"):
+        metrics.auc(ddf["y"], ddf["p"].where(ddf["p"] < 0.9))
+    with pytest.raises(DataError, match="partitions"):
+        metrics.auc(_frame(y, p, p_b, points, 3)["y"], ddf["p"])
+    with pytest.raises(DataError, match="sample_weight"):
+        metrics.auc(ddf["y"], ddf["p"], sample_weight=np.ones(len(y)))
+
+
+def test_compare_models_on_dask_equals_in_memory(client):
+    booster_a, X, y = make_model(XGBSpec(n_trees=20, max_depth=3, n_rows=600, seed=3))
+    booster_b, X_b, _ = make_model(XGBSpec(n_trees=6, max_depth=3, n_rows=600, seed=3))
+    np.testing.assert_array_equal(X, X_b)  # the same rows scored by both
+    a, b = tp.load(booster_a), tp.load(booster_b)
+    want = tp.compare(a, b, X, y)
+    got = tp.compare(a, b, da.from_array(X, chunks=(150, -1)), da.from_array(y, chunks=150))
+    assert got.to_dict() == want.to_dict()
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    ddf = dd.from_pandas(frame, npartitions=3)
+    got = tp.compare(a, b, ddf, dd.from_pandas(pd.Series(y), npartitions=3), output="margin")
+    assert got.to_dict() == tp.compare(a, b, X, y, output="margin").to_dict()
