@@ -122,3 +122,80 @@ def test_unknown_categories_per_partition(client, binary_cat):
     got = model.predict(ddf, output="margin").compute()
     want = model.predict(pd.concat(parts), output="margin")
     np.testing.assert_array_equal(got, want)
+
+
+# ------------------------------------------------------------------------------- the CLI
+def _run_cli(args):
+    from treeprune.cli import main
+
+    return main(args)
+
+
+def test_cli_score_parquet_glob(client, binary_cat, tmp_path, capsys):
+    model, frame = binary_cat
+    model_path = tmp_path / "model.json"
+    model.save(model_path)
+    data = tmp_path / "portfolio"
+    data.mkdir()
+    framed = frame.assign(applicant=np.arange(len(frame)))
+    for i, chunk in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        framed.iloc[chunk].to_parquet(data / f"part{i}.parquet")
+    out = tmp_path / "scores"
+    address = client.scheduler.address
+    rc = _run_cli(["score", str(model_path), "--data", str(data / "*.parquet"), "--out", str(out),
+                   "--output", "score", "--keep", "applicant", "--scheduler", address])
+    assert rc == 0, capsys.readouterr().err
+    assert "scored 400 rows" in capsys.readouterr().err
+    scored = pd.concat([pd.read_parquet(p) for p in sorted(out.glob("*.parquet"))])
+    assert list(scored.columns) == ["applicant", "score"]
+    scored = scored.sort_values("applicant")
+    np.testing.assert_array_equal(scored["applicant"], np.arange(len(frame)))
+    np.testing.assert_array_equal(scored["score"], model.predict(frame, output="score"))
+    assert not list(out.glob("*.tmp-*"))
+    # a second run refuses to write into the filled folder
+    rc = _run_cli(["score", str(model_path), "--data", str(data / "*.parquet"), "--out", str(out),
+                   "--scheduler", address])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not empty" in err and "Traceback" not in err
+
+
+def test_cli_score_errors_are_one_line(binary_cat, tmp_path, capsys, monkeypatch):
+    model, frame = binary_cat
+    model_path = tmp_path / "model.json"
+    model.save(model_path)
+    rc = _run_cli(["score", str(model_path), "--data", str(tmp_path / "none*.parquet"),
+                   "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no Parquet files match" in err and err.count("\n") == 1
+    frame.drop(columns=["num0"]).to_parquet(tmp_path / "short.parquet")
+    rc = _run_cli(["score", str(model_path), "--data", str(tmp_path / "short.parquet"),
+                   "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:1"])
+    err = capsys.readouterr().err
+    # the data problem is found on the metadata, before any cluster is contacted
+    assert rc == 2 and "missing 1 feature column(s)" in err and "num0" in err
+    monkeypatch.setitem(sys.modules, "dask.dataframe", None)
+    rc = _run_cli(["score", str(model_path), "--data", str(tmp_path / "short.parquet"),
+                   "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "treeprune[dask]" in err
+
+
+def test_cli_compare_parquet_glob(client, binary_cat, tmp_path, capsys):
+    model, frame = binary_cat
+    a_path, b_path = tmp_path / "a.json", tmp_path / "b.json"
+    model.save(a_path)
+    tp.load(model.to_xgboost()).save(b_path)
+    rng = np.random.default_rng(0)
+    y = (rng.random(len(frame)) < model.predict(frame)).astype(int)
+    framed = frame.assign(bad=y)
+    for i, chunk in enumerate(np.array_split(np.arange(len(frame)), 2)):
+        framed.iloc[chunk].to_parquet(tmp_path / f"big{i}.parquet")
+    rc = _run_cli(["compare", str(a_path), str(b_path), "--data", str(tmp_path / "big*.parquet"),
+                   "--target", "bad", "--json", "--scheduler", client.scheduler.address])
+    out = capsys.readouterr().out
+    assert rc == 0
+    import json
+
+    got = json.loads(out)
+    want = tp.compare(model, tp.load(b_path), frame, y).to_dict()
+    assert got["metrics"] == want["metrics"] and got["n_rows"] == len(frame)

@@ -6,6 +6,7 @@
     treeprune prune MODEL --data FILE --target COL [--tolerance T | --max-leaves N | --max-trees N]
                     --out FILE [--report FILE] [--random-state N] [--force]
     treeprune compare A B --data FILE [--target COL] [--json]
+    treeprune score MODEL --data 'portfolio/*.parquet' --out DIR [--scheduler ADDRESS]
     treeprune bench MODEL --data FILE [--rows N] [--json]
     treeprune export-sql MODEL --table NAME [--out FILE]
     treeprune upgrade OLD NEW.json|NEW.ubj|NEW.txt [--data FILE] [--force] [--json]
@@ -34,6 +35,7 @@ import numpy as np
 
 from .errors import (
     DataError,
+    MissingDependencyError,
     ModelFormatError,
     PruneError,
     TreePruneError,
@@ -42,7 +44,8 @@ from .errors import (
 
 #: Exit status of usage, model and data errors (the user can fix the command) and of the rest.
 EXIT_USAGE, EXIT_FAILURE = 2, 1
-_USAGE_ERRORS = (DataError, ModelFormatError, UnsupportedModelError, PruneError)
+_USAGE_ERRORS = (DataError, ModelFormatError, UnsupportedModelError, PruneError,
+                 MissingDependencyError)
 _DEMO_MARKER = ".treeprune-demo"
 
 
@@ -237,6 +240,9 @@ def _print_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
                              for i, v in enumerate(r)))
 
 
+scheduler_option = click.option(
+    "--scheduler", default=None, metavar="ADDRESS",
+    help="Dask scheduler to use (tcp://host:8786); default: a local cluster.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars or messages.")
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON document on stdout (for scripts).")
@@ -342,17 +348,30 @@ def prune(model: str, data_path: str, target: str, tolerance: float | None,
 @click.option("--target", default=None, help="Label column (metrics and bad rates need it).")
 @click.option("--output", type=click.Choice(["prediction", "margin"]), default="prediction",
               show_default=True, help="Compare probabilities/predictions or margins.")
+@scheduler_option
 @quiet_option
 @json_option
 def compare(model_a: str, model_b: str, data_path: str, target: str | None, output: str,
-            quiet: bool, as_json: bool) -> None:
-    """Compare two models on the same rows: metrics, correlations, PSI, swap sets."""
+            scheduler: str | None, quiet: bool, as_json: bool) -> None:
+    """Compare two models on the same rows: metrics, correlations, PSI, swap sets.
+
+    A --data glob ('big/*.parquet') is scored on a dask cluster (treeprune[dask]).
+    """
     from .comparison import compare as run_compare
 
     a, b = _load_model(model_a), _load_model(model_b)
-    X, y = _split_target(read_data(data_path), target, data_path)
-    _say(quiet, f"comparing {model_a} (A) with {model_b} (B) on {len(X):,} rows")
-    cmp = run_compare(a, b, X, y, output=output)
+    if _is_glob(data_path):
+        from .scaleout._batch import cluster_client, read_parquet_glob
+
+        with cluster_client(scheduler):
+            X, y = _split_target_dask(read_parquet_glob(data_path), target, data_path)
+            _say(quiet, f"comparing {model_a} (A) with {model_b} (B) on {data_path} "
+                        f"({X.npartitions} partitions)")
+            cmp = run_compare(a, b, X, y, output=output)
+    else:
+        X, y = _split_target(read_data(data_path), target, data_path)
+        _say(quiet, f"comparing {model_a} (A) with {model_b} (B) on {len(X):,} rows")
+        cmp = run_compare(a, b, X, y, output=output)
     if as_json:
         _emit_json({"a": model_a, "b": model_b, **cmp.to_dict()})
         return
@@ -434,6 +453,57 @@ def upgrade_cmd(old: str, new: str, data_path: str | None, force: bool, as_json:
         return
     for line in check.lines():
         click.echo(line)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--data", "data_path", required=True,
+              help="Parquet files to score: a glob ('portfolio/*.parquet'), a file or a folder.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for the scored Parquet files (one per input partition).")
+@click.option("--output", type=click.Choice(["prediction", "margin", "score"]),
+              default="prediction", show_default=True,
+              help="Probability/prediction, margin, or the model's scorecard points.")
+@click.option("--keep", multiple=True, help="Input column to copy into the output (repeatable).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes of the local cluster (default: one per CPU).")
+@scheduler_option
+@click.option("--force", is_flag=True, help="Write into a folder that already holds files.")
+@quiet_option
+def score(model: str, data_path: str, out_dir: str, output: str, keep: tuple[str, ...],
+          workers: int | None, scheduler: str | None, force: bool, quiet: bool) -> None:
+    """Score Parquet files on a dask cluster into Parquet files (treeprune[dask])."""
+    from .scaleout._batch import cluster_client, read_parquet_glob, score_to_parquet
+
+    ens = _load_model(model)
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise CliError(f"--out must be a folder: {folder}")
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        raise CliError(f"output folder {folder} is not empty; pass --force to write into it")
+    data = read_parquet_glob(data_path)
+    ens.predict(data._meta, output=output)  # columns and types, on the metadata
+    folder.mkdir(parents=True, exist_ok=True)
+    with cluster_client(scheduler, workers) as client:
+        _say(quiet, f"scoring {data_path} ({data.npartitions} partitions) on "
+                    f"{len(client.scheduler_info()['workers'])} workers")
+        t0 = time.perf_counter()
+        rows = score_to_parquet(ens, data, folder, client, output=output, keep=keep,
+                                progress=not quiet)
+    _say(quiet, f"scored {rows:,} rows in {time.perf_counter() - t0:.1f}s into {folder}")
+
+
+def _is_glob(path: str) -> bool:
+    return any(c in path for c in "*?[")
+
+
+def _split_target_dask(frame: Any, target: str | None, path: str) -> tuple[Any, Any]:
+    if target is None:
+        return frame, None
+    if target not in frame.columns:
+        shown = ", ".join(map(str, list(frame.columns)[:10]))
+        raise DataError(f"target column {target!r} not in {path} (columns: {shown})")
+    return frame.drop(columns=[target]), frame[target]
 
 
 @cli.command("export-sql")

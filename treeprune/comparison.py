@@ -363,8 +363,8 @@ def compare_scores(
 
     Parameters
     ----------
-    score_a, score_b : array-like of shape (n,)
-        Finite scores of the same rows.
+    score_a, score_b : array-like or dask Array/Series of shape (n,)
+        Finite scores of the same rows (dask scores are computed and brought back).
     y : array-like of shape (n,), optional
         Outcome. For ``task='binary'`` it must hold 0 (good) and 1 (bad), both present.
     cutoffs : float or sequence of float, optional
@@ -393,6 +393,8 @@ def compare_scores(
         Non-finite scores, lengths that do not match, labels that are not 0/1 or a single class
         (binary task), invalid cutoffs or approval rates.
     """
+    if any(_is_dask(v) for v in (score_a, score_b, y)):
+        (score_a, score_b), y = _gather_scores([score_a, score_b], y)
     a = check_scores(score_a, "score_a")
     b = check_scores(score_b, "score_b")
     check_length(b, len(a), "score_b", "score_a")
@@ -443,6 +445,29 @@ def compare_scores(
     )
 
 
+def _is_dask(values: Any) -> bool:
+    from .scaleout import is_dask_collection
+
+    return is_dask_collection(values)
+
+
+def _gather_scores(scores: list[Any], y: Any) -> tuple[list[np.ndarray], Any]:
+    """Scores computed partition-wise on the cluster, brought back as vectors (with ``y``).
+
+    Correlations (Kendall's tau) and the quantiles of ``|a - b|`` need the joint sample, so the
+    comparison holds the two scores and the outcome (24 bytes a row); the features stay on the
+    workers. For monitoring metrics of one score use :mod:`treeprune.metrics`, which reduces dask
+    scores without collecting them.
+    """
+    from .scaleout import require_dask
+
+    require_dask("dask collections")
+    import dask
+
+    *got, yy = dask.compute(*scores, y)
+    return list(got), yy
+
+
 def compare(
     model_a: Any,
     model_b: Any,
@@ -460,9 +485,10 @@ def compare(
     ----------
     model_a, model_b : Ensemble or anything :func:`treeprune.load` accepts
         Binary or regression models (multiclass is not supported).
-    X : array-like or pandas.DataFrame of shape (n, n_features)
-        Rows to score (validation data).
-    y : array-like of shape (n,), optional
+    X : array-like, pandas.DataFrame or dask collection of shape (n, n_features)
+        Rows to score (validation data). A dask DataFrame/Array is scored partition-wise on the
+        cluster; only the two scores and ``y`` come back to compare (``treeprune[dask]``).
+    y : array-like or dask Series/Array of shape (n,), optional
         Outcome: 0 (good) / 1 (bad) for binary models, the response for regression.
     cutoffs : float or sequence of float, optional
         Explicit cutoffs for both scores; default: the same approval rate for both (50%, 70%,
@@ -503,8 +529,10 @@ def compare(
             f"compare needs two models of the same kind; model A is {kinds[0]} "
             f"({models[0].objective.name}), model B is {kinds[1]} ({models[1].objective.name})"
         )
-    scores = [np.asarray(m.predict(X, output=output), dtype=np.float64).reshape(-1)
-              for m in models]
+    scores = [m.predict(X, output=output) for m in models]
+    if any(_is_dask(v) for v in (*scores, y)):
+        scores, y = _gather_scores(scores, y)
+    scores = [np.asarray(s, dtype=np.float64).reshape(-1) for s in scores]
     is_prob = bool(
         binary[0] and output == "prediction"
         and all(m.objective.output == "sigmoid" for m in models)
