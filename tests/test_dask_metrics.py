@@ -117,3 +117,9 @@ def test_compare_models_on_dask_equals_in_memory(client):
     ddf = dd.from_pandas(frame, npartitions=3)
     got = tp.compare(a, b, ddf, dd.from_pandas(pd.Series(y), npartitions=3), output="margin")
     assert got.to_dict() == tp.compare(a, b, X, y, output="margin").to_dict()
+
+
+def test_prune_refuses_dask_and_says_to_sample():
+    booster, X, y = make_model(XGBSpec(n_trees=6, max_depth=3, n_rows=200, seed=3))
+    with pytest.raises(DataError, match=r"in-memory data.*sample"):
+        tp.prune(tp.load(booster), da.from_array(X, chunks=(50, -1)), y)

@@ -103,11 +103,16 @@ def test_missing_dask_names_the_extra(binary_cat, monkeypatch):
     assert isinstance(MissingDependencyError("x"), ImportError)
 
 
-def test_import_treeprune_does_not_import_dask():
-    code = ("import sys, treeprune; m = treeprune.load; "
+def test_import_treeprune_does_not_import_dask(binary_cat, tmp_path):
+    # nor does in-memory scoring, which goes through the dask check of Ensemble.predict
+    code = ("import sys, numpy as np, treeprune; from treeprune import metrics; "
+            "m = treeprune.load(sys.argv[1]); m.predict(np.zeros((3, m.n_features))); "
+            "metrics.auc([0, 1, 1], [0.1, 0.2, 0.3]); "
             "assert not [k for k in sys.modules if k == 'dask' or k.startswith('dask.')], "
             "sorted(k for k in sys.modules if k.startswith('dask'))")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    path = tmp_path / "model.json"
+    binary_cat[0].save(path)
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
 
 
 def test_unknown_categories_per_partition(client, binary_cat):

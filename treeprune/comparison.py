@@ -464,7 +464,11 @@ def _gather_scores(scores: list[Any], y: Any) -> tuple[list[np.ndarray], Any]:
     require_dask("dask collections")
     import dask
 
-    *got, yy = dask.compute(*scores, y)
+    with warnings.catch_warnings():
+        # scores (arrays built from partitions) and y (a dataframe column) share their input:
+        # one compute reads it once; dask only warns that it merges the two graph kinds
+        warnings.filterwarnings("ignore", message="Computing mixed collections")
+        *got, yy = dask.compute(*scores, y)
     return list(got), yy
 
 

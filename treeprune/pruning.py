@@ -147,6 +147,18 @@ def _split(y: np.ndarray, stratify: bool, judge_fraction: float, random_state: i
     return np.sort(fit), np.sort(judge)
 
 
+def _refuse_dask(*inputs: Any) -> None:
+    """Pruning needs its rows in memory; say how to get a sample from a dask collection."""
+    from .scaleout import is_dask_collection
+
+    if any(is_dask_collection(v) for v in inputs):
+        raise DataError(
+            "prune needs in-memory data, not dask collections; prune on a sample that fits "
+            "(X.sample(frac=..., random_state=0).compute() and the same rows of y), then check "
+            "the pruned model on the whole data with tp.compare, which accepts dask collections"
+        )
+
+
 def prune(
     model: Any,
     X: Any,
@@ -223,6 +235,7 @@ def prune(
     """
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
+    _refuse_dask(X, y, sample_weight)
     ens = load(model)
     if monotone_constraints is not None:
         ens = ens.replace(monotone_constraints=_constraints(ens, monotone_constraints))

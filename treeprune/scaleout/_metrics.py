@@ -186,8 +186,8 @@ def auc(y: Any, score: Any, *, higher_is_riskier: bool = True) -> float:
 
     table = score_table(score, y)
     _check_both_classes(table)
-    return metrics.auc(*_as_weighted_rows(table)[:2], _as_weighted_rows(table)[2],
-                       higher_is_riskier=higher_is_riskier)
+    yy, s, w = _as_weighted_rows(table)
+    return metrics.auc(yy, s, w, higher_is_riskier=higher_is_riskier)
 
 
 def gini(y: Any, score: Any, *, higher_is_riskier: bool = True) -> float:
