@@ -20,7 +20,7 @@ import treeprune as tp  # noqa: E402
 from treeprune.errors import DataError, MissingDependencyError  # noqa: E402
 from treeprune.scorecard import Scorecard  # noqa: E402
 
-OUTPUTS = ("prediction", "margin", "leaf", "per_tree", "score")
+OUTPUTS = ("prediction", "margin", "leaf", "per_tree", "score", "contrib")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_dataframe_every_output_equals_in_memory(client, binary_cat, output):
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("output", ["prediction", "margin", "leaf", "per_tree"])
+@pytest.mark.parametrize("output", ["prediction", "margin", "leaf", "per_tree", "contrib"])
 def test_array_multiclass_equals_in_memory(client, multiclass, output):
     model, X = multiclass
     # column chunks split on purpose: a partition must still see whole rows
