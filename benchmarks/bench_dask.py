@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'workers':>8}{'seconds':>10}{'rows/s':>14}{'gen only s':>12}{'scaling':>9}"
           f"{'peak RSS/worker MB':>20}")
     for _, r in table.iterrows():
-        print(f"{r['workers']:>8}{r['best_s']:>10.2f}{r['rows_per_s']:>14,.0f}"
+        print(f"{int(r['workers']):>8}{r['best_s']:>10.2f}{r['rows_per_s']:>14,.0f}"
               f"{r['generate_s']:>12.2f}{r['scaling']:>9.2f}{r['peak_rss_mb_per_worker']:>20.0f}")
     print(f"cluster margins equal the in-memory ones on a partition: {exact}")
     same = bool(np.isclose(table["margin_sum"].iloc[0], table["margin_sum"].iloc[1], rtol=1e-9))
