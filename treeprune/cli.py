@@ -8,7 +8,8 @@
     treeprune compare A B --data FILE [--target COL] [--json]
     treeprune score MODEL --data 'portfolio/*.parquet' --out DIR [--scheduler ADDRESS]
     treeprune bench MODEL --data FILE [--rows N] [--json]
-    treeprune export-sql MODEL --table NAME [--out FILE]
+    treeprune export-sql MODEL --table NAME [--out FILE] [--reasons K]
+    treeprune explain MODEL --data FILE [--k 4] --out reasons.parquet [--groups G.json]
     treeprune upgrade OLD NEW.json|NEW.ubj|NEW.txt [--data FILE] [--force] [--json]
     treeprune demo [--out-dir DIR]
 
@@ -524,11 +525,14 @@ def _split_target_dask(frame: Any, target: str | None, path: str) -> tuple[Any, 
               show_default=True, help="What the table holds for categorical features: the "
               "levels stored in the model (text such as 'HomeImp'; the SQL maps them to codes "
               "and its header lists the mapping) or integer category codes.")
+@click.option("--reasons", type=click.IntRange(min=1), default=None,
+              help="Also each feature's contribution (contrib_<feature>) and the top K reasons "
+              "(reason_1, contribution_1, ...) per row; small models only.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
 @quiet_option
 def export_sql(model: str, table: str, out_path: str | None, dialect: str, order_by: str | None,
-               pdo: float, base_score: float, base_odds: float, categories: str, force: bool,
-               quiet: bool) -> None:
+               pdo: float, base_score: float, base_odds: float, categories: str,
+               reasons: int | None, force: bool, quiet: bool) -> None:
     """Write MODEL as one SQL query: margin, probability and score per row of TABLE."""
     from .io._files import atomic_write_bytes
     from .scorecard import Scorecard
@@ -539,7 +543,7 @@ def export_sql(model: str, table: str, out_path: str | None, dialect: str, order
     ens = _load_model(model)
     scorecard = Scorecard(pdo=pdo, base_score=base_score, base_odds=base_odds)
     sql = to_sql(ens, table, scorecard=scorecard if ens.objective.is_binary else None,
-                 dialect=dialect, order_by=order_by, categories=categories)
+                 dialect=dialect, order_by=order_by, categories=categories, reasons=reasons)
     if out_path is None:
         click.echo(sql, nl=False)
         return
@@ -681,6 +685,67 @@ def run_demo(out_dir: Path, n_trees: int = 400, force: bool = False, quiet: bool
     return {"rows": rows, "max_margin_diff": max_diff, "leaf_agreement": leaf_agree,
             "reload_diff": reload_diff, "legacy": str(legacy_path), "pruned": str(pruned_path),
             "report": str(report_path)}
+
+
+def _read_mapping(path: str | None, what: str) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {what} file {path}: {_one_line(exc)}") from exc
+    if not isinstance(value, dict):
+        raise CliError(f"{what} file {path} must hold a JSON object")
+    return value
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
+              help="Applicants to explain (CSV or Parquet).")
+@click.option("--k", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Reasons per row.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Parquet (.parquet) or CSV file for the reasons.")
+@click.option("--target", default=None, help="A label column to drop from the data.")
+@click.option("--threshold", type=float, default=0.0, show_default=True,
+              help="A reason must move the margin the adverse way by more than this.")
+@click.option("--direction", type=click.Choice(["increase_risk", "decrease_risk"]),
+              default="increase_risk", show_default=True,
+              help="Whether the margin grows with the risk (a probability of default).")
+@click.option("--groups", "groups_path", type=click.Path(dir_okay=False), default=None,
+              help='JSON object {"reason": ["feature", ...]}: related features as one reason.')
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False), default=None,
+              help='JSON object {"reason": "text"}: human-readable reasons.')
+@click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
+@quiet_option
+def explain(model: str, data_path: str, k: int, out_path: str, target: str | None,
+            threshold: float, direction: str, groups_path: str | None, labels_path: str | None,
+            force: bool, quiet: bool) -> None:
+    """Top-K reasons per row of FILE: the features that push MODEL's risk up the most."""
+    import io as _io
+
+    from .io._files import atomic_write_bytes
+    from .reasons import reason_codes, reason_frequencies
+
+    out = Path(out_path)
+    _check_output(out, force, [Path(model), Path(data_path)])
+    ens = _load_model(model)
+    X, _ = _split_target(read_data(data_path), target, data_path)
+    frame = reason_codes(ens, X, k, threshold=threshold, direction=direction,
+                         groups=_read_mapping(groups_path, "groups"),
+                         labels=_read_mapping(labels_path, "labels"))
+    buf = _io.BytesIO()
+    if out.name.lower().endswith((".csv", ".csv.gz")):
+        frame.to_csv(buf, index=False, compression="gzip" if out.name.endswith(".gz") else None)
+    else:
+        frame.to_parquet(buf, index=False)
+    atomic_write_bytes(out, buf.getvalue(), overwrite=True,
+                       protect=ens.source_meta.get("source_path"))
+    top = reason_frequencies(frame[["reason_1"]]).head(3)
+    shown = ", ".join(f"{r} ({c:,})" for r, c in top.items()) or "none"
+    _say(quiet, f"wrote {out_path}: {len(frame):,} rows, {k} reasons each; most frequent first "
+                f"reasons: {shown}")
 
 
 # ------------------------------------------------------------------------------------------------
