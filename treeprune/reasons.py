@@ -286,4 +286,29 @@ def reason_shift(before: Any, after: Any, X: Any, k: int = 4, **options: Any) ->
     )
 
 
+#: Rows the change report explains (the first ones of its data), to bound its cost.
+REPORT_ROWS = 5000
+
+
+def report_section(original: Any, pruned: Any, X: Any, k: int = 4
+                   ) -> tuple[pd.DataFrame | None, str]:
+    """The change report's reasons table (shares in percent) and its caption."""
+    from .errors import TreePruneError
+
+    rows = X.iloc[:REPORT_ROWS] if hasattr(X, "iloc") else np.asarray(X)[:REPORT_ROWS]
+    try:
+        shift = reason_shift(original, pruned, rows, k)
+    except TreePruneError as exc:
+        return None, f"Not available: {exc}"
+    table = shift.table.set_index("reason")
+    table = (100.0 * table).rename(columns={
+        "first_before": "first reason, original (%)", "first_after": "first reason, pruned (%)",
+        "top_k_before": f"in top {k}, original (%)", "top_k_after": f"in top {k}, pruned (%)"})
+    note = (f"How often each feature is a reason for a high score (exact TreeSHAP contribution "
+            f"above 0, top {k}, as treeprune.reason_codes) on {shift.n_rows:,} rows. The first "
+            f"reason is unchanged for {100 * shift.first_same:.1f}% of them, the set of top {k} "
+            f"reasons for {100 * shift.set_same:.1f}%.")
+    return table, note
+
+
 __all__ = ["DIRECTIONS", "ReasonShift", "reason_codes", "reason_frequencies", "reason_shift"]

@@ -224,6 +224,7 @@ class _Content:
     stats: pd.DataFrame | None = None
     swap_sets: list[tuple[str, pd.DataFrame, pd.DataFrame | None]] = field(default_factory=list)
     path: pd.DataFrame | None = None
+    reasons: pd.DataFrame | None = None
     passes: list[str] = field(default_factory=list)
     images: dict[str, bytes] = field(default_factory=dict)
     captions: dict[str, str] = field(default_factory=dict)
@@ -365,7 +366,12 @@ def _build(result: Any, X: Any, y: Any) -> _Content:
                 content.notes[key] = f"Not available: {exc}"
         if cmp is not None:
             _fill_comparison(content, cmp, original, pruned, X, yv)
+        from .reasons import report_section
 
+        content.reasons, content.notes["reasons"] = report_section(original, pruned, X)
+
+    content.notes.setdefault("reasons", "Not available: reason codes need rows and a binary or "
+                                        "regression model.")
     content.manifest = manifest(result, X, y)
     return content
 
@@ -494,7 +500,7 @@ pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:.85em}
 
 SECTIONS = (("summary", "Summary"), ("size", "Size before and after"),
             ("metrics", "Metrics"), ("scores", "Score distributions"), ("roc", "ROC curves"),
-            ("path", "Pruning path"), ("swap-sets", "Swap sets"),
+            ("path", "Pruning path"), ("swap-sets", "Swap sets"), ("reasons", "Reason codes"),
             ("manifest", "Reproducibility manifest"))
 
 
@@ -542,6 +548,8 @@ def _render_html(c: _Content) -> str:
         if outcome is not None:
             swaps += _html_table(outcome)
     parts.append(f'<section id="swap-sets"><h2>Swap sets</h2>{swaps}</section>')
+    reasons = note("reasons") + ("" if c.reasons is None else _html_table(c.reasons))
+    parts.append(f'<section id="reasons"><h2>Reason codes</h2>{reasons}</section>')
     man = c.manifest
     rows = [("input model sha256", man["input_model"]["sha256"]),
             ("output model sha256", man["output_model"]["sha256"])]
@@ -597,6 +605,9 @@ def _render_markdown(c: _Content, folder_name: str) -> str:
         out += [f"### {label}", "", _md_table(counts), ""]
         if outcome is not None:
             out += [_md_table(outcome), ""]
+    out += ["## Reason codes", "", note("reasons")]
+    if c.reasons is not None:
+        out += [_md_table(c.reasons), ""]
     out += ["## Reproducibility manifest", "",
             "Model hashes are SHA-256 of the bytes treeprune writes for each model (XGBoost JSON, "
             "LightGBM text).", "", "```json", json.dumps(c.manifest, indent=2, sort_keys=True),
