@@ -300,3 +300,15 @@ def test_one_output_objective_with_several_classes_is_refused() -> None:
     doc["learner"]["learner_model_param"]["num_class"] = "3"
     with pytest.raises(UnsupportedModelError, match="one-output objective"):
         tp.load(json.dumps(doc).encode())
+
+
+def test_feature_count_beyond_the_routing_limit_is_a_typed_error() -> None:
+    data = bytearray(_path("xgb-1.0.2-binary_logistic_base03", "binary").read_bytes())
+    off = 4 if data[:4] == b"binf" else 0
+    struct.pack_into("<I", data, off + 4, 1 << 24)  # num_feature = 2**24
+    with pytest.raises(ModelFormatError, match="num_feature"):
+        tp.load(bytes(data))
+    doc = json.loads(_path("xgb-1.2.1-regression", "json").read_text())
+    doc["learner"]["learner_model_param"]["num_feature"] = str(1 << 24)
+    with pytest.raises(ModelFormatError, match="num_feature"):
+        tp.load(json.dumps(doc).encode())

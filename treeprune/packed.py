@@ -25,6 +25,7 @@ from ._rules import (
     RULE_XGBOOST,
 )
 from .ensemble import Ensemble
+from .errors import UnsupportedModelError
 from .kernels.traverse import pack_breadth_first
 
 
@@ -52,7 +53,8 @@ def pack(ens: Ensemble) -> Packed:
     if cached is not None:
         return cached
     if ens.n_features > FEATURE_MASK:
-        raise ValueError(f"models with more than {FEATURE_MASK} features are not supported")
+        raise UnsupportedModelError(f"models with more than {FEATURE_MASK} features are not "
+                                    "supported (a feature index must fit in 24 bits)")
     order, packed_left, depth = pack_breadth_first(
         np.ascontiguousarray(ens.tree_offsets, dtype=np.int64),
         np.ascontiguousarray(ens.left, dtype=np.int32),

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..._rules import (
+    FEATURE_MASK,
     LIGHTGBM_CATEGORICAL_MASK,
     LIGHTGBM_DEFAULT_LEFT_MASK,
     LIGHTGBM_MISSING_SHIFT,
@@ -540,6 +541,9 @@ def read_lightgbm_text(text: str) -> Ensemble:
     max_feature_idx = _int(hv["max_feature_idx"], "max_feature_idx")
     if max_feature_idx < 0:
         raise _fail(f"max_feature_idx={max_feature_idx} should be at least 0")
+    if max_feature_idx >= FEATURE_MASK:
+        raise _fail(f"max_feature_idx={max_feature_idx}: at most {FEATURE_MASK} features can be "
+                    "routed")
     n_features = max_feature_idx + 1
     names = tuple(hv["feature_names"].split())
     if len(names) != n_features:

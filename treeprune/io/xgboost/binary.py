@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._rules import FEATURE_MASK
 from ...ensemble import Ensemble
 from ...errors import ModelFormatError, UnsupportedModelError
 from . import versions
@@ -268,7 +269,7 @@ def parse_binary(data: bytes) -> BinaryModel:
     if major > 3 or minor > 99 or (major == 0 and minor != 0):
         raise ModelFormatError(f"XGBoost binary model: version field {major}.{minor} is not a "
                                "release; the file is damaged")
-    if n_features > (1 << 24) or not 0 <= num_class <= (1 << 16):
+    if n_features > FEATURE_MASK or not 0 <= num_class <= (1 << 16):
         raise ModelFormatError(f"XGBoost binary model: implausible num_feature={n_features} or "
                                f"num_class={num_class}; the file is damaged")
     if major >= 2 and num_target > 1:

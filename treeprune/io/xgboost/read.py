@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._rules import SCORECARD_KEY, XGBOOST_MAX_CATEGORY
+from ..._rules import FEATURE_MASK, SCORECARD_KEY, XGBOOST_MAX_CATEGORY
 from ...ensemble import Ensemble
 from ...errors import ModelFormatError, UnsupportedModelError
 from ...objectives import xgboost_objective
@@ -34,7 +34,7 @@ from .base_score import base_score_to_margin, parse_base_score
 from .ubjson import parse_ubj
 
 #: Sanity bounds on header counts (a corrupted count must not allocate gigabytes).
-_MAX_FEATURES = 1 << 24
+_MAX_FEATURES = FEATURE_MASK
 _MAX_CLASSES = 1 << 16
 
 
@@ -421,7 +421,8 @@ def _from_model(doc: Any, config: Any = None) -> Ensemble:
             f"XGBoost multi-target models (num_target={num_target}) are not supported"
         )
     if not 0 <= n_features <= _MAX_FEATURES:
-        raise ModelFormatError(f"XGBoost model: implausible num_feature = {n_features}")
+        raise ModelFormatError(f"XGBoost model: implausible num_feature = {n_features} (at most "
+                               f"{_MAX_FEATURES} features can be routed)")
     if not 0 <= num_class <= _MAX_CLASSES:
         raise ModelFormatError(f"XGBoost model: implausible num_class = {num_class}")
     jobj = _W.get(learner, "objective", "learner")
