@@ -640,10 +640,13 @@ def to_sql(
     inner_cols = [f"    {row_key} AS {_ROW_ALIAS}," if row_key else None,
                   f"    {margin_sql} AS {_MARGIN}" + ("," if explain else "")]
     scored = ["FROM (", "  SELECT", *[c for c in inner_cols if c]]
-    if explain:  # contributions next to the margin; ranks one level up; reasons outside
+    if explain:  # contributions once per row (a materialized CTE: the ranks and reasons refer
+        # to every column many times, and a flattened subquery would recompute it each time)
         header.append(_comment(explain.header))
-        scored = ["FROM (", f"  SELECT *, {explain.ranks}", *scored, ",\n".join(explain.inner)]
-        source_sql = [*source_sql, ') AS "_treeprune_contrib"']
+        coded_sql = [*coded_sql, f'{", " if coded_sql else "WITH "}"_treeprune_contrib" AS '
+                     "MATERIALIZED (", *scored[1:], ",\n".join(explain.inner), *source_sql, ")"]
+        scored = ["FROM (", f"  SELECT *, {explain.ranks}"]
+        source_sql = ['  FROM "_treeprune_contrib"']
     lines = header + coded_sql + [
         "SELECT",
         f"  {_MARGIN} AS {_MARGIN},",
