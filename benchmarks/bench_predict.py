@@ -16,11 +16,9 @@ Prints a table and writes benchmarks/results/bench_predict.csv.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -56,27 +54,6 @@ def train_models(X: np.ndarray, y: np.ndarray, quick: bool) -> dict[str, object]
         f"xgb_{n_small}x2": xgb.train({**params, "max_depth": 2}, dtrain, n_small),
     }
     return models
-
-
-def timeit(fn, repeats: int) -> float:
-    fn()  # warm-up (and JIT)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def single_row(fn, rows: np.ndarray, n_calls: int) -> float:
-    fn(rows[0:1])
-    times = np.empty(n_calls)
-    for i in range(n_calls):
-        r = rows[i % len(rows): i % len(rows) + 1]
-        t = time.perf_counter()
-        fn(r)
-        times[i] = time.perf_counter() - t
-    return float(np.median(times))
 
 
 def native_fns(model, threads: int):
@@ -116,6 +93,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import treeprune as tp
+    from treeprune.latency import batch_seconds, single_row_seconds
 
     X_train, y_train = make_data(20_000, seed=1)
     X, _ = make_data(args.rows, seed=2)
@@ -136,10 +114,10 @@ def main() -> None:
 
                 # agreement first: a fast wrong answer is no answer
                 diff = float(np.max(np.abs(ours(X[:2000]) - native(Xn[:2000]))))
-                t_native = timeit(lambda native=native, Xn=Xn: native(Xn), args.repeats)
-                t_ours = timeit(lambda ours=ours, Xn=Xn: ours(Xn), args.repeats)
-                s_native = single_row(native, Xn, args.single_calls)
-                s_ours = single_row(ours, X, args.single_calls)
+                t_native = batch_seconds(native, Xn, args.repeats, reduce="median")
+                t_ours = batch_seconds(ours, X, args.repeats, reduce="median")
+                s_native = single_row_seconds(native, Xn, args.single_calls)
+                s_ours = single_row_seconds(ours, X, args.single_calls)
                 rows.append({
                     "model": name, "threads": threads, "native": native_name,
                     "batch_rows_per_s_native": args.rows / t_native,

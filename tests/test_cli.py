@@ -147,7 +147,7 @@ def test_bench_tiny(files):
                          "--rows", "50", "--repeats", "5", "--json", cwd=files).stdout)
     assert doc["rows"] == 50
     for engine in ("treeprune", "native"):
-        assert doc[engine]["single_row_us"] > 0 and doc[engine]["batch_s"] > 0
+        assert doc[engine]["single_row_s"] > 0 and doc[engine]["batch_s"] > 0
     proc = run("bench", "lgb.txt", "--data", "val.parquet", "--rows", "50", "--repeats", "5",
                cwd=files)
     assert "single row (us)" in proc.stdout and "native" in proc.stdout

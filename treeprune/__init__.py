@@ -10,8 +10,7 @@ The public API::
     tp.reason_codes(model, X, k=4)
 """
 
-from __future__ import annotations
-
+# (no ``from __future__ import annotations`` here: it would list ``annotations`` in dir(treeprune))
 from . import errors
 from .ensemble import Ensemble
 from .errors import (
@@ -40,6 +39,12 @@ def __getattr__(name: str):
         globals()[name] = value
         return value
     raise AttributeError(f"module 'treeprune' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # the lazily imported names are part of the API: list them before their first use
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "load",

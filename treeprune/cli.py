@@ -3,19 +3,24 @@
 ::
 
     treeprune inspect MODEL [--json]
-    treeprune prune MODEL --data FILE --target COL [--tolerance T | --max-leaves N | --max-trees N]
+    treeprune prune MODEL --data FILE --target COL [--positive-label V]
+                    [--tolerance T | --max-leaves N | --max-trees N]
                     --out FILE [--report FILE] [--random-state N] [--force]
-    treeprune compare A B --data FILE [--target COL] [--json]
-    treeprune score MODEL --data 'portfolio/*.parquet' --out DIR [--scheduler ADDRESS]
+    treeprune compare A B --data FILE [--target COL [--positive-label V]] [--json]
     treeprune bench MODEL --data FILE [--rows N] [--json]
-    treeprune export-sql MODEL --table NAME [--out FILE] [--reasons K]
+    treeprune score MODEL --data FILE [--out FILE] [--output prediction|margin|score] [--keep COL]
+    treeprune export-sql MODEL --table NAME [--out FILE] [--categories levels|codes] [--reasons K]
     treeprune explain MODEL --data FILE [--k 4] --out reasons.parquet [--groups G.json]
     treeprune upgrade OLD NEW.json|NEW.ubj|NEW.txt [--data FILE] [--force] [--json]
     treeprune demo [--out-dir DIR]
 
 Data files are CSV (``.csv``, ``.csv.gz``, ...) or Parquet (``.parquet``/``.pq``, or any file
-starting with Parquet's magic bytes). Results go to stdout (``--json`` for scripts), progress and
-messages to stderr (``--quiet`` silences them). Every error is one line on stderr,
+starting with Parquet's magic bytes). A categorical feature's column holds the levels the model
+stores (text such as ``HomeImp``; ``--categories codes`` for integer codes), read with the same
+mapping as the SQL export. Outputs are checked before any work (an existing file needs
+``--force``; a model's suffix must be one its library writes). Results go to stdout (``--json``
+for scripts), progress, messages and warnings to stderr (``--quiet`` silences all but the
+warnings). Every error is one line on stderr,
 ``treeprune: error: <message>``, with exit status 2 for usage, model and data errors and 1 for
 anything else; there is never a traceback (set ``TREEPRUNE_DEBUG=1`` to see one). No command
 overwrites an existing file without ``--force``, and none ever writes over its input model.
@@ -24,7 +29,7 @@ overwrites an existing file without ``--force``, and none ever writes over its i
 from __future__ import annotations
 
 import json
-import math
+import logging
 import os
 import sys
 import time
@@ -47,7 +52,6 @@ from .errors import (
 EXIT_USAGE, EXIT_FAILURE = 2, 1
 _USAGE_ERRORS = (DataError, ModelFormatError, UnsupportedModelError, PruneError,
                  MissingDependencyError)
-_DEMO_MARKER = ".treeprune-demo"
 
 
 class CliError(TreePruneError):
@@ -57,8 +61,9 @@ class CliError(TreePruneError):
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-def _say(ctx_quiet: bool, message: str) -> None:
-    if not ctx_quiet:
+def say(quiet: bool, message: str) -> None:
+    """``message`` on stderr unless ``quiet``."""
+    if not quiet:
         click.echo(message, err=True)
 
 
@@ -122,16 +127,48 @@ def read_data(path: str | os.PathLike) -> Any:
 
 
 def _split_target(frame: Any, target: str | None, path: str) -> tuple[Any, Any]:
+    from .data import close_matches
+
     if target is None:
         return frame, None
     if target not in frame.columns:
-        shown = ", ".join(map(str, list(frame.columns)[:10]))
+        columns = [str(c) for c in frame.columns]
+        hint = close_matches([target], columns)
+        shown = ", ".join(columns[:10])
         more = " ..." if frame.shape[1] > 10 else ""
-        raise DataError(f"target column {target!r} not in {path} (columns: {shown}{more})")
+        raise DataError(f"target column {target!r} not in {path}{hint} (columns: {shown}{more})")
     y = frame[target]
     if y.isna().any():
         raise DataError(f"target column {target!r} has {int(y.isna().sum())} missing values")
     return frame.drop(columns=[target]), y.to_numpy()
+
+
+def _read_rows(data_path: str, target: str | None, models: list[Any], categories: str
+               ) -> tuple[Any, Any]:
+    """Features and raw labels of a data file; level columns read with the models' levels."""
+    from .data import encode_levels
+
+    X, y = _split_target(read_data(data_path), target, data_path)
+    if categories == "levels":
+        for ens in models:
+            X = encode_levels(ens, X)
+    return X, y
+
+
+def _check_model_out(ens: Any, path: Path) -> None:
+    """Refuse, before any work, an output suffix the model's library does not write."""
+    if ens.source == "xgboost":
+        allowed, kind = (".json", ".ubj"), "an XGBoost model is written as JSON (.json) or UBJSON (.ubj)"
+    else:
+        allowed, kind = (".txt", ".model"), "a LightGBM model is written as text (.txt)"
+    if path.suffix.lower() not in allowed:
+        raise CliError(f"--out {path.name}: {kind}; name the output {path.stem}{allowed[0]}")
+
+
+def _check_report_out(path: Path) -> None:
+    if path.suffix.lower() not in (".html", ".htm", ".md", ".markdown"):
+        raise CliError(f"--report {path.name}: the report is HTML (.html) or markdown (.md); "
+                       f"name it {path.stem}.html or {path.stem}.md")
 
 
 def _load_model(path: str) -> Any:
@@ -149,7 +186,9 @@ def _model_json(ens: Any, path: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "source": ens.source,
         "objective": ens.objective.name,
-        "n_classes": ens.objective.n_classes,
+        # classes of a classifier (2 for binary); None for regression and ranking
+        "n_classes": (2 if ens.objective.is_binary else ens.objective.n_classes
+                      if ens.objective.is_multiclass else None),
         "n_trees": ens.n_trees,
         "n_leaves": ens.n_leaves,
         "n_nodes": ens.n_nodes,
@@ -169,68 +208,8 @@ def _model_json(ens: Any, path: str | None = None) -> dict[str, Any]:
     return out
 
 
-def _median_us(fn: Any, rows: np.ndarray, repeats: int) -> float:
-    times = []
-    n = len(rows)
-    for i in range(repeats):
-        row = rows[i % n: i % n + 1]
-        t = time.perf_counter()
-        fn(row)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e6)
-
-
-def _best_s(fn: Any, X: np.ndarray, repeats: int) -> float:
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn(X)
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def _native_predictor(ens: Any, model_path: str | None, n_threads: int) -> Any:
-    """A function rows -> native prediction, from the model file when there is one."""
-    if ens.source == "xgboost":
-        import xgboost as xgb
-
-        booster = xgb.Booster(model_file=str(model_path)) if model_path else ens.to_xgboost()
-        booster.set_param({"nthread": n_threads})
-        return lambda X: booster.inplace_predict(X)
-    import lightgbm as lgb
-
-    booster = lgb.Booster(model_file=str(model_path)) if model_path else ens.to_lightgbm()
-    return lambda X: booster.predict(X, num_threads=n_threads)
-
-
-def latency(ens: Any, X: np.ndarray, model_path: str | None = None, single_repeats: int = 300,
-            batch_repeats: int = 3, native: bool = True) -> dict[str, Any]:
-    """Single-row (median microseconds) and batch (best seconds) latency, treeprune vs native.
-
-    ``X`` is the model's matrix (float64, columns in the model's order). Native predictions come
-    from the XGBoost/LightGBM library loading ``model_path`` (or the ensemble written back).
-    """
-    out: dict[str, Any] = {"rows": int(len(X))}
-    tp_fn = ens.predict
-    tp_fn(X[:1])  # compile / warm up
-    tp_fn(X[: min(len(X), 1000)])
-    out["treeprune"] = {"single_row_us": _median_us(tp_fn, X, single_repeats),
-                        "batch_s": _best_s(tp_fn, X, batch_repeats)}
-    if native:
-        try:
-            # one thread for single rows (as treeprune's serial path), all cores for batches
-            single = _native_predictor(ens, model_path, 1)
-            batch = _native_predictor(ens, model_path, os.cpu_count() or 1)
-            single(X[:1])
-            batch(X[:1])
-            out["native"] = {"single_row_us": _median_us(single, X, single_repeats),
-                             "batch_s": _best_s(batch, X, batch_repeats)}
-        except Exception as exc:  # the native library may reject odd inputs: report, go on
-            out["native"] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
-    return out
-
-
-def _print_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
+def print_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
+    """A plain text table on stdout: the first column left-aligned, the others right-aligned."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join(f"{h:<{widths[0]}}" if i == 0 else f"{h:>{widths[i]}}"
                      for i, h in enumerate(header))
@@ -245,6 +224,14 @@ scheduler_option = click.option(
     "--scheduler", default=None, metavar="ADDRESS",
     help="Dask scheduler to use (tcp://host:8786); default: a local cluster.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars or messages.")
+categories_option = click.option(
+    "--categories", type=click.Choice(["levels", "codes"]), default="levels", show_default=True,
+    help="What the data holds for categorical features: the levels stored in the model (text "
+    "such as 'HomeImp', or the numbers it was trained on; unknown levels are missing for "
+    "LightGBM and refused for XGBoost, as the libraries do) or integer category codes.")
+positive_label_option = click.option(
+    "--positive-label", default=None, metavar="VALUE",
+    help="The --target value that counts as the event (coded 1), e.g. 'bad', for text labels.")
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON document on stdout (for scripts).")
 
@@ -276,9 +263,11 @@ def inspect(model: str, as_json: bool) -> None:
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
               help="Validation data (CSV or Parquet), not the training set.")
 @click.option("--target", required=True, help="Label column in the data.")
+@positive_label_option
 @click.option("--tolerance", type=float, default=None,
-              help="Allowed loss of the metric on held-out rows (default 0.001).")
-@click.option("--max-leaves", type=int, default=None, help="Leaf budget instead of a tolerance.")
+              help="Allowed loss of the metric on the judge rows (default 0.001).")
+@click.option("--max-leaves", type=int, default=None,
+              help="Leaf budget instead of a tolerance (the model's own size keeps every leaf).")
 @click.option("--max-trees", type=int, default=None, help="Tree budget instead of a tolerance.")
 @click.option("--metric", type=click.Choice(["auc", "gini", "ks", "loss"]), default=None,
               help="Metric that chooses (default auc for binary models, loss otherwise).")
@@ -288,13 +277,14 @@ def inspect(model: str, as_json: bool) -> None:
               help="Also write the change report (.html, or .md for markdown).")
 @click.option("--random-state", type=int, default=0, show_default=True,
               help="Seed of the fit/judge split.")
+@categories_option
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @quiet_option
 @json_option
-def prune(model: str, data_path: str, target: str, tolerance: float | None,
-          max_leaves: int | None, max_trees: int | None, metric: str | None, out_path: str,
-          report_path: str | None, random_state: int, force: bool, quiet: bool,
-          as_json: bool) -> None:
+def prune(model: str, data_path: str, target: str, positive_label: str | None,
+          tolerance: float | None, max_leaves: int | None, max_trees: int | None,
+          metric: str | None, out_path: str, report_path: str | None, random_state: int,
+          categories: str, force: bool, quiet: bool, as_json: bool) -> None:
     """Prune MODEL on validation data and save the smaller model."""
     from .pruning import prune as run_prune
 
@@ -310,19 +300,22 @@ def prune(model: str, data_path: str, target: str, tolerance: float | None,
     if report is not None:
         if report.resolve() == out.resolve():
             raise CliError("--report and --out name the same file")
+        _check_report_out(report)
         _check_output(report, force, inputs, "report")
-    _say(quiet, f"loading {model}")
+    say(quiet, f"loading {model}")
     ens = _load_model(model)
-    _say(quiet, f"reading {data_path}")
-    X, y = _split_target(read_data(data_path), target, data_path)
+    _check_model_out(ens, out)
+    say(quiet, f"reading {data_path}")
+    X, y = _read_rows(data_path, target, [ens], categories)
     result = run_prune(ens, X, y, tolerance=tolerance, max_leaves=max_leaves,
                        max_trees=max_trees, metric=metric, random_state=random_state,
-                       progress=not quiet)
+                       positive_label=positive_label, progress=not quiet)
     result.model.save(out, overwrite=True)
-    _say(quiet, f"wrote {out}")
+    say(quiet, f"wrote {out}")
     if report is not None:
         result.report(report)
-        _say(quiet, f"wrote {report}")
+        say(quiet, f"wrote {report}")
+    warnings = list(getattr(result, "warnings", []))
     if as_json:
         from .report import manifest
 
@@ -333,12 +326,16 @@ def prune(model: str, data_path: str, target: str, tolerance: float | None,
             "metric": result.metric,
             "original_metric": result.original_metric,
             "pruned_metric": result.chosen_metric,
+            "rows": {"fit": int(len(result.fit_index)), "judge": int(len(result.judge_index))},
             "original": {"n_trees": ens.n_trees, "n_leaves": ens.n_leaves},
             "pruned": {"n_trees": result.model.n_trees, "n_leaves": result.model.n_leaves},
+            "warnings": warnings,
             "manifest": manifest(result),
         })
-        return
-    click.echo(result.summary())
+    else:
+        click.echo(result.summary())
+    for message in warnings:  # on stderr, even with --quiet or --json: they change the reading
+        click.echo(f"treeprune: warning: {message}", err=True)
 
 
 @cli.command()
@@ -347,31 +344,39 @@ def prune(model: str, data_path: str, target: str, tolerance: float | None,
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
               help="Rows to score (CSV or Parquet).")
 @click.option("--target", default=None, help="Label column (metrics and bad rates need it).")
+@positive_label_option
 @click.option("--output", type=click.Choice(["prediction", "margin"]), default="prediction",
               show_default=True, help="Compare probabilities/predictions or margins.")
+@categories_option
 @scheduler_option
 @quiet_option
 @json_option
-def compare(model_a: str, model_b: str, data_path: str, target: str | None, output: str,
-            scheduler: str | None, quiet: bool, as_json: bool) -> None:
+def compare(model_a: str, model_b: str, data_path: str, target: str | None,
+            positive_label: str | None, output: str, categories: str, scheduler: str | None,
+            quiet: bool, as_json: bool) -> None:
     """Compare two models on the same rows: metrics, correlations, PSI, swap sets.
 
     A --data glob ('big/*.parquet') is scored on a dask cluster (treeprune[dask]).
     """
     from .comparison import compare as run_compare
+    from .data import binary_labels
 
     a, b = _load_model(model_a), _load_model(model_b)
+    if positive_label is not None and target is None:
+        raise click.UsageError("--positive-label needs --target")
     if _is_glob(data_path):
         from .scaleout._batch import cluster_client, read_parquet_glob
 
         with cluster_client(scheduler):
             X, y = _split_target_dask(read_parquet_glob(data_path), target, data_path)
-            _say(quiet, f"comparing {model_a} (A) with {model_b} (B) on {data_path} "
-                        f"({X.npartitions} partitions)")
+            say(quiet, f"comparing {model_a} (A) with {model_b} (B) on {data_path} "
+                       f"({X.npartitions} partitions)")
             cmp = run_compare(a, b, X, y, output=output)
     else:
-        X, y = _split_target(read_data(data_path), target, data_path)
-        _say(quiet, f"comparing {model_a} (A) with {model_b} (B) on {len(X):,} rows")
+        X, y = _read_rows(data_path, target, [a, b], categories)
+        if y is not None:
+            y = binary_labels(y, positive_label)
+        say(quiet, f"comparing {model_a} (A) with {model_b} (B) on {len(X):,} rows")
         cmp = run_compare(a, b, X, y, output=output)
     if as_json:
         _emit_json({"a": model_a, "b": model_b, **cmp.to_dict()})
@@ -388,22 +393,28 @@ def compare(model_a: str, model_b: str, data_path: str, target: str | None, outp
 @click.option("--target", default=None, help="A label column to drop from the data.")
 @click.option("--repeats", type=click.IntRange(min=1), default=300, show_default=True,
               help="Single-row predictions timed (the median is reported).")
+@categories_option
 @quiet_option
 @json_option
 def bench(model: str, data_path: str, rows: int | None, target: str | None, repeats: int,
-          quiet: bool, as_json: bool) -> None:
-    """Single-row and batch latency: treeprune against the native library."""
+          categories: str, quiet: bool, as_json: bool) -> None:
+    """Single-row and batch latency: treeprune against the native library.
+
+    Single row: median seconds of one-row predictions (one native thread). Batch: best seconds
+    of predicting every row (native on every core). --json gives every time in seconds.
+    """
     from .data import to_matrix
+    from .latency import latency
 
     ens = _load_model(model)
-    frame, _ = _split_target(read_data(data_path), target, data_path)
+    frame, _ = _read_rows(data_path, target, [ens], categories)
     if rows is not None:
         frame = frame.iloc[:rows]
     X = to_matrix(ens, frame, np.float64)
     if len(X) == 0:
         raise DataError(f"data file {data_path} has no rows")
-    _say(quiet, f"timing {ens.n_trees} trees on {len(X):,} rows")
-    res = latency(ens, X, model_path=model, single_repeats=repeats)
+    say(quiet, f"timing {ens.n_trees} trees on {len(X):,} rows")
+    res = latency(ens, X, model_path=model, single_calls=repeats)
     res["model"] = model
     if as_json:
         _emit_json(res)
@@ -414,10 +425,10 @@ def bench(model: str, data_path: str, rows: int | None, target: str | None, repe
         if "error" in r:
             table.append((name, "n/a", "n/a", "n/a"))
             continue
-        table.append((name, f"{r['single_row_us']:.1f}", f"{r['batch_s'] * 1e3:.2f}",
-                      f"{len(X) / max(r['batch_s'], 1e-12):,.0f}"))
+        table.append((name, f"{r['single_row_s'] * 1e6:.1f}", f"{r['batch_s'] * 1e3:.2f}",
+                      f"{r['rows_per_s']:,.0f}"))
     click.echo(f"{model}: {ens.n_trees} trees, {ens.n_leaves} leaves; batch of {len(X):,} rows")
-    _print_table(table, ("", "single row (us)", "batch (ms)", "rows/s"))
+    print_table(table, ("", "single row (us)", "batch (ms)", "rows/s"))
     if "error" in res.get("native", {}):
         click.echo(f"native: {res['native']['error']}")
 
@@ -459,20 +470,54 @@ def upgrade_cmd(old: str, new: str, data_path: str | None, force: bool, as_json:
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--data", "data_path", required=True,
-              help="Parquet files to score: a glob ('portfolio/*.parquet'), a file or a folder.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for the scored Parquet files (one per input partition).")
-@click.option("--output", type=click.Choice(["prediction", "margin", "score"]),
-              default="prediction", show_default=True,
-              help="Probability/prediction, margin, or the model's scorecard points.")
-@click.option("--keep", multiple=True, help="Input column to copy into the output (repeatable).")
+              help="Rows to score: a CSV or Parquet file, or Parquet files on a dask cluster (a "
+              "glob such as 'portfolio/*.parquet' or a folder; treeprune[dask]).")
+@click.option("--out", "out_path", default=None,
+              help="A .csv or .parquet file for the scores (default CSV on stdout); for a glob, "
+              "a folder for one scored Parquet file per input partition.")
+@click.option("--output", "outputs", type=click.Choice(["prediction", "margin", "score"]),
+              multiple=True, help="Columns to write (repeatable; default prediction). score: "
+              "scorecard points (binary models), with the model's saved scorecard or --pdo, "
+              "--base-score, --base-odds.")
+@click.option("--keep", multiple=True, metavar="COLUMN",
+              help="Copy this input column into the output (repeatable), e.g. an id.")
+@click.option("--pdo", type=float, default=None, help="Scorecard points to double the odds "
+              "(default: the model's saved scorecard, else 20).")
+@click.option("--base-score", type=float, default=None, help="Scorecard base score (600).")
+@click.option("--base-odds", type=float, default=None, help="Good:bad odds at the base score (50).")
+@categories_option
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Worker processes of the local cluster (default: one per CPU).")
+              help="Worker processes of the local dask cluster (default: one per CPU).")
 @scheduler_option
-@click.option("--force", is_flag=True, help="Write into a folder that already holds files.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --out file (or write into a "
+              "folder that already holds files).")
 @quiet_option
-def score(model: str, data_path: str, out_dir: str, output: str, keep: tuple[str, ...],
-          workers: int | None, scheduler: str | None, force: bool, quiet: bool) -> None:
+def score(model: str, data_path: str, out_path: str | None, outputs: tuple[str, ...],
+          keep: tuple[str, ...], pdo: float | None, base_score: float | None,
+          base_odds: float | None, categories: str, workers: int | None, scheduler: str | None,
+          force: bool, quiet: bool) -> None:
+    """Score every row of a data file with MODEL (one output row per input row, in order).
+
+    A glob or a folder of Parquet files (or --scheduler / --workers, or an --out folder) is
+    scored on a dask cluster into one Parquet file per input partition (treeprune[dask]).
+    """
+    out_file = out_path is not None and Path(out_path).suffix.lower() in (".csv", ".parquet",
+                                                                          ".pq")
+    if (_is_glob(data_path) or Path(data_path).is_dir() or scheduler or workers
+            or (out_path is not None and not out_file)):
+        if out_path is None:
+            raise CliError("scoring on a cluster needs --out FOLDER")
+        if len(outputs) > 1 or any(v is not None for v in (pdo, base_score, base_odds)):
+            raise CliError("scoring on a cluster writes one --output, with the model's scorecard")
+        _score_cluster(model, data_path, out_path, outputs[0] if outputs else "prediction", keep,
+                       workers, scheduler, force, quiet)
+        return
+    _score_file(model, data_path, out_path, outputs, keep, pdo, base_score, base_odds,
+                categories, force, quiet)
+
+
+def _score_cluster(model: str, data_path: str, out_dir: str, output: str, keep: tuple[str, ...],
+                   workers: int | None, scheduler: str | None, force: bool, quiet: bool) -> None:
     """Score Parquet files on a dask cluster into Parquet files (treeprune[dask])."""
     from .scaleout._batch import cluster_client, read_parquet_glob, score_to_parquet
 
@@ -486,12 +531,82 @@ def score(model: str, data_path: str, out_dir: str, output: str, keep: tuple[str
     ens.predict(data._meta, output=output)  # columns and types, on the metadata
     folder.mkdir(parents=True, exist_ok=True)
     with cluster_client(scheduler, workers) as client:
-        _say(quiet, f"scoring {data_path} ({data.npartitions} partitions) on "
+        say(quiet, f"scoring {data_path} ({data.npartitions} partitions) on "
                     f"{len(client.scheduler_info()['workers'])} workers")
         t0 = time.perf_counter()
         rows = score_to_parquet(ens, data, folder, client, output=output, keep=keep,
                                 progress=not quiet)
-    _say(quiet, f"scored {rows:,} rows in {time.perf_counter() - t0:.1f}s into {folder}")
+    say(quiet, f"scored {rows:,} rows in {time.perf_counter() - t0:.1f}s into {folder}")
+
+
+def _score_file(model: str, data_path: str, out_path: str | None, outputs: tuple[str, ...],
+                keep: tuple[str, ...], pdo: float | None, base_score: float | None,
+                base_odds: float | None, categories: str, force: bool, quiet: bool) -> None:
+    """Score one CSV/Parquet file in memory; the scores to a file or CSV on stdout."""
+    import pandas as pd
+
+    from .io._files import atomic_write_bytes
+
+    out = Path(out_path) if out_path else None
+    if out is not None:
+        _check_output(out, force, [Path(model), Path(data_path)])
+        if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+            raise CliError(f"--out {out.name}: scores are written as .csv or .parquet")
+    ens = _load_model(model)
+    frame = read_data(data_path)
+    missing = [c for c in keep if c not in frame.columns]
+    if missing:
+        from .data import close_matches
+
+        raise DataError(f"--keep column(s) {', '.join(map(repr, missing))} not in {data_path}"
+                        f"{close_matches(missing, [str(c) for c in frame.columns])}")
+    X = frame
+    if categories == "levels":
+        from .data import encode_levels
+
+        X = encode_levels(ens, frame)
+    result = pd.DataFrame({c: frame[c] for c in keep})
+    for kind in outputs or ("prediction",):
+        if kind == "score":
+            if not ens.objective.is_binary:
+                raise CliError("--output score needs a binary model (scorecard points)")
+            values = _scorecard(ens, pdo, base_score, base_odds).score_from_margin(
+                ens.predict(X, output="margin"))
+        else:
+            values = ens.predict(X, output=kind)
+        values = np.asarray(values)
+        if values.ndim == 2:
+            for k in range(values.shape[1]):
+                result[f"{kind}_{k}"] = values[:, k]
+        else:
+            result[kind] = values
+    say(quiet, f"scored {len(result):,} rows with {model}")
+    if out is None:
+        click.echo(result.to_csv(index=False), nl=False)
+        return
+    if out.suffix.lower() == ".csv":
+        data = result.to_csv(index=False).encode("utf-8")
+    else:
+        import io as _io
+
+        buf = _io.BytesIO()
+        result.to_parquet(buf, index=False)
+        data = buf.getvalue()
+    atomic_write_bytes(out, data, overwrite=True, protect=ens.source_meta.get("source_path"))
+    say(quiet, f"wrote {out}")
+
+
+def _scorecard(ens: Any, pdo: float | None, base_score: float | None,
+               base_odds: float | None) -> Any:
+    """The model's saved scorecard with any of its settings overridden (default Scorecard())."""
+    import dataclasses
+
+    from .scorecard import Scorecard
+
+    saved = ens.scorecard or Scorecard()
+    changes = {k: v for k, v in (("pdo", pdo), ("base_score", base_score),
+                                 ("base_odds", base_odds)) if v is not None}
+    return dataclasses.replace(saved, **changes) if changes else saved
 
 
 def _is_glob(path: str) -> bool:
@@ -549,7 +664,7 @@ def export_sql(model: str, table: str, out_path: str | None, dialect: str, order
         return
     atomic_write_bytes(Path(out_path), sql.encode("utf-8"), overwrite=True,
                        protect=ens.source_meta.get("source_path"))
-    _say(quiet, f"wrote {out_path} ({len(sql):,} characters)")
+    say(quiet, f"wrote {out_path} ({len(sql):,} characters)")
 
 
 @cli.command()
@@ -566,127 +681,14 @@ def demo(out_dir: str, trees: int, force: bool, quiet: bool) -> None:
     against XGBoost, prunes it on a 20% prune part, compares both on the last 20% and saves the
     pruned model (XGBoost JSON) and the report next to the original in OUT_DIR.
     """
+    from .demo import run_demo
+
     run_demo(Path(out_dir), n_trees=trees, force=force, quiet=quiet)
 
 
 # ------------------------------------------------------------------------------------------------
-# the demo
+# reason codes
 # ------------------------------------------------------------------------------------------------
-def _prepare_out_dir(folder: Path, force: bool, names: list[str]) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise CliError(f"--out-dir is a file: {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
-    marker = folder / _DEMO_MARKER
-    clash = [n for n in names if (folder / n).exists()]
-    if clash and not marker.exists() and not force:
-        raise CliError(f"{folder} already holds {', '.join(clash)} (not from a demo run); "
-                       "pass --force or choose another --out-dir")
-    marker.write_text("files in this folder were written by `treeprune demo`\n")
-
-
-def run_demo(out_dir: Path, n_trees: int = 400, force: bool = False, quiet: bool = False) -> dict:
-    """What ``treeprune demo`` does; returns the numbers it prints (and the file paths)."""
-    import xgboost as xgb
-    from sklearn.model_selection import train_test_split
-
-    from .datasets import load_taiwan
-    from .io import load
-    from .metrics import auc, gini, ks
-    from .pruning import prune as run_prune
-
-    names = ["legacy_model.json", "pruned_model.json", "report.html"]
-    _prepare_out_dir(out_dir, force, names)
-    legacy_path, pruned_path, report_path = (out_dir / n for n in names)
-    echo = click.echo
-    t0 = time.perf_counter()
-
-    X, y = load_taiwan()
-    idx = np.arange(len(y))
-    train_idx, rest = train_test_split(idx, train_size=0.6, random_state=0, stratify=y)
-    prune_idx, test_idx = train_test_split(rest, test_size=0.5, random_state=0,
-                                           stratify=y.iloc[rest])
-    Xtr, ytr = X.iloc[train_idx], y.iloc[train_idx]
-    Xpr, ypr = X.iloc[prune_idx], y.iloc[prune_idx]
-    Xte, yte = X.iloc[test_idx], y.iloc[test_idx].to_numpy()
-    echo(f"Taiwan credit default data: {len(y):,} rows, {X.shape[1]} features, "
-         f"{y.mean():.1%} defaults; train {len(train_idx):,} / prune {len(prune_idx):,} / "
-         f"test {len(test_idx):,}")
-
-    _say(quiet, f"training the legacy model: XGBoost, {n_trees} trees, depth 6, eta 0.05 ...")
-    t = time.perf_counter()
-    params = {"objective": "binary:logistic", "max_depth": 6, "eta": 0.05, "subsample": 0.8,
-              "colsample_bytree": 0.8, "min_child_weight": 5, "tree_method": "hist",
-              "nthread": os.cpu_count() or 1, "seed": 0, "verbosity": 0}
-    booster = xgb.train(params, xgb.DMatrix(Xtr, ytr), num_boost_round=n_trees)
-    booster.save_model(str(legacy_path))
-    echo(f"trained and saved {legacy_path} in {time.perf_counter() - t:.1f}s")
-
-    echo("")
-    echo("== the legacy model, as treeprune reads it ==")
-    ens = load(legacy_path)
-    echo(ens.summary())
-
-    native = xgb.Booster(model_file=str(legacy_path))
-    dte = xgb.DMatrix(Xte)
-    native_margin = native.predict(dte, output_margin=True)
-    native_leaf = native.predict(dte, pred_leaf=True).astype(np.int64)
-    tp_margin = ens.predict(Xte, output="margin")
-    tp_leaf = ens.predict(Xte, output="leaf")
-    max_diff = float(np.max(np.abs(native_margin - tp_margin)))
-    leaf_agree = float(np.mean(native_leaf == tp_leaf))
-    echo("")
-    echo(f"agreement with XGBoost on {len(Xte):,} test rows: max |margin diff| {max_diff:.2e}, "
-         f"leaf indices identical for {leaf_agree:.4%} of (row, tree) pairs")
-
-    echo("")
-    _say(quiet, "pruning on the prune part (tolerance 0.001 AUC on held-out rows) ...")
-    result = run_prune(ens, Xpr, ypr, tolerance=0.001, random_state=0, progress=not quiet)
-    echo(result.summary())
-    pruned = result.model
-    pruned.save(pruned_path, overwrite=True)
-
-    # the pruned model as production would read it: native XGBoost on the saved file
-    native_pruned = xgb.Booster(model_file=str(pruned_path))
-    reload_diff = float(np.max(np.abs(native_pruned.predict(dte, output_margin=True)
-                                      - pruned.predict(Xte, output="margin"))))
-
-    Xm = np.ascontiguousarray(Xte.to_numpy(dtype=np.float64))
-    rows = {}
-    for label, model, path in (("original", ens, legacy_path), ("pruned", pruned, pruned_path)):
-        score = model.predict(Xte)
-        lat = latency(model, Xm[:2000], model_path=str(path), single_repeats=300,
-                      batch_repeats=1)
-        rows[label] = {
-            "trees": model.n_trees,
-            "leaves": model.n_leaves,
-            "auc": auc(yte, score),
-            "gini": gini(yte, score),
-            "ks": ks(yte, score),
-            "latency_us": lat["treeprune"]["single_row_us"],
-            "native_latency_us": lat["native"].get("single_row_us", math.nan),
-        }
-    echo("")
-    echo(f"== before / after on the {len(Xte):,} test rows ==")
-    fmt = {"trees": "{:,}", "leaves": "{:,}", "auc": "{:.4f}", "gini": "{:.4f}", "ks": "{:.4f}",
-           "latency_us": "{:.1f}", "native_latency_us": "{:.1f}"}
-    labels = {"trees": "trees", "leaves": "leaves", "auc": "test AUC", "gini": "test Gini",
-              "ks": "test KS", "latency_us": "single-row latency, treeprune (us)",
-              "native_latency_us": "single-row latency, XGBoost (us)"}
-    table = [(labels[k], fmt[k].format(rows["original"][k]), fmt[k].format(rows["pruned"][k]))
-             for k in fmt]
-    _print_table(table, ("", "original", "pruned"))
-
-    echo("")
-    echo(f"pruned model saved as XGBoost JSON: {pruned_path} (XGBoost reloads it: max |margin "
-         f"diff| {reload_diff:.2e})")
-    result.report(report_path, X=Xte, y=yte)
-    echo(f"report: {report_path}")
-    echo(f"done in {time.perf_counter() - t0:.1f}s")
-    return {"rows": rows, "max_margin_diff": max_diff, "leaf_agreement": leaf_agree,
-            "reload_diff": reload_diff, "legacy": str(legacy_path), "pruned": str(pruned_path),
-            "report": str(report_path)}
-
-
 def _read_mapping(path: str | None, what: str) -> dict[str, Any] | None:
     if path is None:
         return None
@@ -744,7 +746,7 @@ def explain(model: str, data_path: str, k: int, out_path: str, target: str | Non
                        protect=ens.source_meta.get("source_path"))
     top = reason_frequencies(frame[["reason_1"]]).head(3)
     shown = ", ".join(f"{r} ({c:,})" for r, c in top.items()) or "none"
-    _say(quiet, f"wrote {out_path}: {len(frame):,} rows, {k} reasons each; most frequent first "
+    say(quiet, f"wrote {out_path}: {len(frame):,} rows, {k} reasons each; most frequent first "
                 f"reasons: {shown}")
 
 
@@ -764,6 +766,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns (and, as a console script, exits with) the status."""
     args = sys.argv[1:] if argv is None else list(argv)
     debug = bool(os.environ.get("TREEPRUNE_DEBUG"))
+    # the commands print the library's warnings themselves (PruneResult.warnings), once
+    logging.getLogger("treeprune").setLevel(logging.DEBUG if debug else logging.ERROR)
     try:
         rv = cli.main(args=args, prog_name="treeprune", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else 0
@@ -810,4 +814,4 @@ def main(argv: list[str] | None = None) -> int:
         return status
 
 
-__all__ = ["CliError", "cli", "latency", "main", "read_data", "run_demo"]
+__all__ = ["CliError", "cli", "main", "print_table", "read_data", "say"]

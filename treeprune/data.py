@@ -77,25 +77,98 @@ def level_codes(ens: Ensemble, feature: int, values: Any, name: str | None = Non
 
 
 def encode_levels(ens: Ensemble, frame: Any) -> Any:
-    """``frame`` with every column of a feature whose levels the model stores turned into codes.
+    """``frame`` with the column of every feature whose levels the model stores read as levels.
 
     For data read from files (CSV, Parquet), where a categorical feature's column holds its
-    levels as text or numbers: the columns become float64 category codes (NaN for missing), the
-    same mapping as the SQL export. Other columns are left as they are.
+    levels as text or as numbers: such columns become pandas ``category`` columns with the
+    model's levels (missing where the value is NaN or, for LightGBM, not a known level), so that
+    numbers are matched as levels, not read as codes: the same mapping as the SQL export.
+    Columns that already have the ``category`` dtype and other columns are left as they are.
 
     Raises
     ------
     DataError
         See :func:`level_codes`.
     """
+    import pandas as pd
+
     names = list(ens.feature_names)
     if not ens.categories or not names:
         return frame
     out = frame.copy(deep=False)
     for j, known in ens.categories.items():
-        if j < len(names) and names[j] in out.columns and len(known):
-            out[names[j]] = level_codes(ens, j, out[names[j]], names[j])
+        if j >= len(names) or names[j] not in out.columns or not len(known):
+            continue
+        col = out[names[j]]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            continue
+        codes = level_codes(ens, j, col, names[j])
+        out[names[j]] = pd.Categorical.from_codes(
+            np.where(np.isnan(codes), -1, codes).astype(np.int64), categories=list(known))
     return out
+
+
+def binary_labels(y: Any, positive_label: Any = None) -> np.ndarray:
+    """Labels as float64; with ``positive_label``, 1.0 where ``y`` equals it and 0.0 elsewhere.
+
+    Parameters
+    ----------
+    y : array-like
+        Numbers (returned as float64), or any two values with ``positive_label`` naming the one
+        that counts as the event (a default, "bad").
+    positive_label : optional
+        The value coded 1. A text that reads as a number matches numeric labels (``"1"``).
+
+    Raises
+    ------
+    DataError
+        Labels that are not numbers without ``positive_label`` (the message lists the values
+        found), a ``positive_label`` not among the values, or more than two values.
+    """
+    import pandas as pd
+
+    if positive_label is None:  # numbers: no per-value work
+        try:
+            return np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            pass
+    series = pd.Series(np.asarray(y, dtype=object).reshape(-1) if not isinstance(y, pd.Series)
+                       else y.to_numpy(dtype=object))
+    values = pd.unique(series.dropna())
+    shown = ", ".join(repr(v) for v in values[:6]) + (" ..." if len(values) > 6 else "")
+    if positive_label is None:
+        try:
+            return np.asarray(pd.to_numeric(series, errors="raise"), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"labels are not numbers (values found: {shown}); name the value that counts as "
+                "the event (coded 1) with positive_label= (--positive-label on the command line)"
+            ) from None
+    if series.isna().any():
+        raise DataError(f"labels have {int(series.isna().sum())} missing values; drop those rows")
+    target = positive_label
+    if not any(_same(v, target) for v in values):
+        try:  # "1" on a command line names the number 1
+            number = float(str(positive_label))
+        except ValueError:
+            number = None
+        if number is None or not any(_same(v, number) for v in values):
+            raise DataError(f"positive_label {positive_label!r} is not among the label values "
+                            f"found: {shown}")
+        target = number
+    if len(values) > 2:
+        raise DataError(f"positive_label makes 0/1 labels of two values; the labels have "
+                        f"{len(values)}: {shown}")
+    return np.array([1.0 if _same(v, target) else 0.0 for v in series], dtype=np.float64)
+
+
+def _same(value: Any, target: Any) -> bool:
+    if isinstance(target, float):
+        try:
+            return float(value) == target
+        except (TypeError, ValueError):
+            return False
+    return value == target or str(value) == str(target)
 
 
 def _frame_to_matrix(ens: Ensemble, df: Any, dtype: type) -> np.ndarray:
@@ -107,7 +180,7 @@ def _frame_to_matrix(ens: Ensemble, df: Any, dtype: type) -> np.ndarray:
         missing = [n for n in names if n not in columns]
         if missing:
             shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
-            close = _close_names(missing, columns)
+            close = close_matches(missing, columns)
             raise DataError(
                 f"data is missing {len(missing)} feature column(s) the model uses: {shown}"
                 f"{close}; the data needs one column per model feature, named as in the model"
@@ -140,8 +213,8 @@ def _frame_to_matrix(ens: Ensemble, df: Any, dtype: type) -> np.ndarray:
     return out
 
 
-def _close_names(missing: list[str], columns: list[str]) -> str:
-    """`` (did you mean ...)`` for missing names that differ from a column only in case/spacing."""
+def close_matches(missing: list[str], columns: list[str]) -> str:
+    """A hint naming the columns close to the ``missing`` names (case, spacing, a typo), or ''."""
     import difflib
 
     hints = []
@@ -186,4 +259,4 @@ def to_matrix(ens: Ensemble, X: Any, dtype: type) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
-__all__ = ["encode_levels", "level_codes", "to_matrix"]
+__all__ = ["binary_labels", "close_matches", "encode_levels", "level_codes", "to_matrix"]

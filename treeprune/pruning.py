@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._advice import prune_warnings
 from ._validation import check_labels, check_weights
-from .data import to_matrix
+from .data import binary_labels, to_matrix
 from .ensemble import Ensemble
 from .errors import DataError, PruneError
 from .io import load
@@ -54,6 +55,10 @@ class PruneResult:
         Seconds per stage.
     params : dict
         Everything needed to reproduce the run (tolerance/budget, random_state, split sizes...).
+    warnings : list of str
+        Plain-language warnings about the outcome (also logged): too few judge rows for the
+        tolerance, a pruned model that beats the original by more than its standard error, or
+        nothing pruned (with the closest candidate and what to try).
     """
 
     model: Ensemble
@@ -70,6 +75,10 @@ class PruneResult:
     candidates: list[Ensemble] = field(default_factory=list, repr=False)
     judge_X: Any = field(default=None, repr=False)
     judge_y: Any = field(default=None, repr=False)
+    #: what the user should know about how far these numbers can be trusted (see
+    #: :func:`treeprune._advice.prune_warnings`): small judge samples, a suspicious win, nothing
+    #: pruned and why
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def chosen(self) -> int:
@@ -85,8 +94,9 @@ class PruneResult:
         return (
             f"pruned {o.n_trees} trees / {o.n_leaves} leaves -> {m.n_trees} trees / "
             f"{m.n_leaves} leaves ({m.n_leaves / max(o.n_leaves, 1):.1%} of the leaves); "
-            f"{self.metric} on held-out rows {self.original_metric:.5f} -> "
-            f"{self.chosen_metric:.5f} in {self.timings.get('total', float('nan')):.2f}s"
+            f"{self.metric} on the {len(self.judge_index):,} judge rows that chose it "
+            f"{self.original_metric:.5f} -> {self.chosen_metric:.5f} (not a test: check on "
+            f"other rows) in {self.timings.get('total', float('nan')):.2f}s"
         )
 
     def __str__(self) -> str:
@@ -176,6 +186,7 @@ def prune(
     n_rounds: int = 10,
     max_selected: int = 128,
     random_state: int = 0,
+    positive_label: Any = None,
     monotone_constraints: Any = None,
     device: str = "cpu",
     progress: bool = False,
@@ -220,6 +231,9 @@ def prune(
         tolerances that need more trees.
     random_state : int
         Seeds the fit/judge split; the result is deterministic for a given value.
+    positive_label : optional
+        For labels that are not 0/1 numbers (``"good"``/``"bad"``): the value that counts as the
+        event, coded 1; every other value is 0.
     monotone_constraints : sequence of int or dict, optional
         Constraints to keep (+1 increasing, -1 decreasing, 0 none), per feature or as
         ``{feature_name: direction}``. By default those stored with the model; XGBoost model
@@ -251,12 +265,16 @@ def prune(
         raise PruneError(f"tolerance must be a non-negative number, got {tolerance}")
     if tolerance is not None and (max_leaves is not None or max_trees is not None):
         raise PruneError("give either tolerance or a budget (max_leaves / max_trees), not both")
-    if max_leaves is not None and not 1 <= int(max_leaves) < ens.n_leaves:
+    # a budget of the model's own size is allowed: no constraint, the best candidate wins
+    if max_leaves is not None and not 1 <= int(max_leaves) <= ens.n_leaves:
         raise PruneError(f"max_leaves={max_leaves} must be between 1 and the model's "
-                         f"{ens.n_leaves - 1} (it has {ens.n_leaves} leaves)")
-    if max_trees is not None and not 1 <= int(max_trees) < ens.n_trees:
+                         f"{ens.n_leaves} leaves")
+    if max_trees is not None and not 1 <= int(max_trees) <= ens.n_trees:
         raise PruneError(f"max_trees={max_trees} must be between 1 and the model's "
-                         f"{ens.n_trees - 1} (it has {ens.n_trees} trees)")
+                         f"{ens.n_trees} trees")
+    if positive_label is not None and not ens.objective.is_binary:
+        raise PruneError(f"positive_label applies to binary models; this one is "
+                         f"{ens.objective.name!r}")
     if int(cv) != cv or cv < 1:
         raise PruneError(f"cv must be a whole number of folds >= 1, got {cv}")
     cv = int(cv)
@@ -271,7 +289,7 @@ def prune(
     n = Xm.shape[0]
     if n == 0:
         raise DataError("the data has no rows")
-    yv = check_labels(y, n, ens.objective)
+    yv = check_labels(binary_labels(y, positive_label), n, ens.objective)
     if n < 20:
         raise DataError(f"pruning needs at least 20 rows to fit and judge on; got {n}")
     w = check_weights(sample_weight, n)
@@ -368,13 +386,17 @@ def prune(
               "random_state": random_state, "device": device, "n_rows": n,
               "monotone_constraints": list(ens.monotone_constraints)}
     single = len(folds) == 1
+    warnings = prune_warnings(table, choice, original_metric, metric, sign > 0, tolerance, z,
+                              len(judged), fell_back=chosen is base_ens)
+    for message in warnings:
+        log.warning(message)
     return PruneResult(model=chosen, original=ens, path=table, metric=metric,
                        original_metric=original_metric, timings=timings, params=params,
                        fit_index=folds[0][0] if single else np.arange(n),
                        judge_index=folds[0][1] if single else judged,
                        candidates=[kept[k] for k in keys] if single else [chosen],
                        judge_X=Xm[judged] if single else None,
-                       judge_y=yj if single else None)
+                       judge_y=yj if single else None, warnings=warnings)
 
 
 def paired_se(ens: Ensemble, metric: str, margin: np.ndarray, reference: np.ndarray,

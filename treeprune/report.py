@@ -19,8 +19,11 @@ model:
    parameters and the seed. The HTML page also embeds it as JSON in
    ``<script type="application/json" id="treeprune-manifest">``.
 
-The report rows are ``X``/``y`` when given, otherwise the held-out *judge* rows that
-:func:`treeprune.prune` kept in the result (never the rows the pruning was fitted on).
+The report rows are ``X``/``y`` when given, otherwise the *judge* rows that
+:func:`treeprune.prune` kept in the result (never the rows the pruning was fitted on, but the
+rows that chose the pruned model: its figures there are optimistic). The summary says which rows
+each figure comes from (fit / judge / given test rows) and repeats the run's warnings
+(``PruneResult.warnings``).
 
 Formats: ``.html``/``.htm`` (default) gives one file with the plots embedded as base64 PNG data
 URIs. ``.md`` gives markdown with the plots written as PNG files in a folder next to it,
@@ -150,9 +153,11 @@ def manifest(result: Any, X: Any = None, y: Any = None) -> dict[str, Any]:
 
     Keys: ``input_model`` and ``output_model`` (source, objective, sizes, ``sha256`` of the
     treeprune-serialized bytes, and for the input ``file`` and ``file_sha256`` when it was read
-    from a file), ``data`` (rows, ``sha256`` of the report rows), ``parameters`` (what
-    :func:`treeprune.prune` was called with), ``seed``, ``metric``, ``timings``, ``passes``,
-    ``versions`` and ``created`` (UTC).
+    from a file), ``data`` (``rows`` and ``sha256`` of the report rows: ``X``/``y`` when given,
+    else the judge rows kept in the result, as the report uses; ``origin`` says which;
+    ``fit_rows``/``judge_rows`` of the run), ``parameters`` (what :func:`treeprune.prune` was
+    called with), ``seed``, ``metric``, ``warnings``, ``timings``, ``passes``, ``versions`` and
+    ``created`` (UTC).
     """
     original, pruned = result.original, result.model
 
@@ -167,12 +172,18 @@ def manifest(result: Any, X: Any = None, y: Any = None) -> dict[str, Any]:
         inp["file"] = str(src)
         inp["file_sha256"] = file_sha256(src)
     data: dict[str, Any] = {"rows": None, "sha256": None, "origin": None}
+    origin = "given"
+    if X is None and getattr(result, "judge_X", None) is not None:
+        # the report's default rows: the judge rows kept in the result
+        X, y, origin = result.judge_X, result.judge_y, "judge"
     if X is not None:
         try:
             data = {"rows": int(len(X)), "sha256": data_sha256(original, X, y),
-                    "origin": "given"}
+                    "origin": origin}
         except (TreePruneError, ValueError, TypeError):
-            data = {"rows": int(len(X)), "sha256": None, "origin": "given"}
+            data = {"rows": int(len(X)), "sha256": None, "origin": origin}
+    data["fit_rows"] = int(len(result.fit_index))
+    data["judge_rows"] = int(len(result.judge_index))
     params = dict(result.params)
     return _jsonable({
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -183,6 +194,7 @@ def manifest(result: Any, X: Any = None, y: Any = None) -> dict[str, Any]:
         "seed": params.get("random_state"),
         "metric": {"name": result.metric, "original_judge": result.original_metric,
                    "pruned_judge": result.chosen_metric},
+        "warnings": list(getattr(result, "warnings", [])),
         "timings": dict(result.timings),
         "passes": [str(rec) for rec in pruned.history],
         "versions": library_versions(),
@@ -230,6 +242,9 @@ class _Content:
     captions: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    rows: pd.DataFrame | None = None
+    metrics_note: str = ""
 
 
 def _png(fig: Any) -> bytes:
@@ -299,7 +314,7 @@ def _plot_path(result: Any) -> bytes:
     leaves = path["n_leaves"].to_numpy(dtype=float)
     ax.scatter(leaves, path["metric_fit"], s=12, color="#bbbbbb", label="candidates (fit rows)")
     ax.scatter(leaves, path["metric_judge"], s=18, color=_COLORS[0],
-               label="candidates (held-out rows)")
+               label="candidates (judge rows)")
     chosen = path[path["chosen"]]
     ax.scatter(chosen["n_leaves"], chosen["metric_judge"], s=160, marker="*", color="#c44e52",
                zorder=5, label="chosen")
@@ -324,8 +339,12 @@ def _build(result: Any, X: Any, y: Any) -> _Content:
 
     original, pruned = result.original, result.model
     size = size_table(original, pruned)
-    origin = "given rows" if X is not None else "held-out (judge) rows of the pruning run"
-    if X is None:
+    given = X is not None
+    if given:
+        origin = "given rows (a test only if the pruning never saw them)"
+    else:
+        origin = ("judge rows of the pruning run: they chose the pruned model, so its figures "
+                  "here are optimistic, not an independent test")
         X, y = result.judge_X, result.judge_y
     content = _Content(
         title="treeprune report",
@@ -333,6 +352,10 @@ def _build(result: Any, X: Any, y: Any) -> _Content:
         size=size,
         data_note=(f"{len(X):,} {origin}" if X is not None else "no rows available"),
     )
+    content.warnings = list(getattr(result, "warnings", []))
+    content.rows = rows_table(result, len(X) if (given and X is not None) else None)
+    content.metrics_note = (
+        f"On the {content.data_note}." if X is not None else "")
     content.images["size"] = _plot_size(size)
     content.captions["size"] = "Trees, leaves and nodes of the original and the pruned model."
 
@@ -340,8 +363,9 @@ def _build(result: Any, X: Any, y: Any) -> _Content:
     content.path = result.path.copy()
     content.images["path"] = _plot_path(result)
     content.captions["path"] = (
-        f"Every candidate's {result.metric} on the rows it was fitted on (grey) and on the held-out "
-        f"rows (blue); the star is the chosen model, the dashed line the original model."
+        f"Every candidate's {result.metric} on the rows it was fitted on (grey) and on the judge "
+        f"rows (blue), which it was not fitted on but which chose among the candidates; the star "
+        f"is the chosen model, the dashed line the original model."
     )
     content.passes = [str(rec) for rec in pruned.history]
 
@@ -372,8 +396,35 @@ def _build(result: Any, X: Any, y: Any) -> _Content:
 
     content.notes.setdefault("reasons", "Not available: reason codes need rows and a binary or "
                                         "regression model.")
-    content.manifest = manifest(result, X, y)
+    content.manifest = manifest(result, X, y) if given else manifest(result)
     return content
+
+
+def rows_table(result: Any, n_test: int | None = None) -> pd.DataFrame:
+    """Which rows each figure of a pruning run comes from: fit, judge and (given) test rows.
+
+    Columns: ``rows`` (count), ``used for``, ``original`` and ``pruned`` (the selection metric
+    there, where the run computed it).
+    """
+    metric = result.metric
+    path = result.path
+    chosen = path.iloc[result.chosen]
+    cv = result.params.get("cv") or 1
+    fit_use = ("fitting the candidates (tree selection, collapses, leaf refits)" if cv < 2 else
+               f"fitting the candidates, {cv} folds (each row fitted in all folds but one)")
+    judge_use = ("choosing among the candidates: optimistic for the chosen one" if cv < 2 else
+                 "choosing among the candidates, out of fold: optimistic for the chosen one")
+    rows = [{"rows set": "fit", "rows": len(result.fit_index), "used for": fit_use,
+             f"original {metric}": math.nan, f"pruned {metric}": float(chosen["metric_fit"])},
+            {"rows set": "judge", "rows": len(result.judge_index), "used for": judge_use,
+             f"original {metric}": float(result.original_metric),
+             f"pruned {metric}": float(chosen["metric_judge"])}]
+    if n_test is not None:
+        rows.append({"rows set": "test (given)", "rows": n_test,
+                     "used for": "nothing in the pruning, if they are new rows: the independent "
+                     "check (Metrics below)", f"original {metric}": math.nan,
+                     f"pruned {metric}": math.nan})
+    return pd.DataFrame(rows).set_index("rows set")
 
 
 def _multiclass_metrics(original: Ensemble, pruned: Ensemble, X: Any, y: Any) -> pd.DataFrame:
@@ -496,6 +547,8 @@ thead th{background:#f3f3f3}tbody th{text-align:left;font-weight:600}
 img{max-width:100%}figure{margin:1em 0}figcaption{color:#555;font-size:.9em}
 pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:.85em}
 .note{color:#666;font-style:italic}code{background:#f3f3f3;padding:0 .2em}
+.warnings{background:#fff4e5;border-left:4px solid #e67e22;padding:.2em 1em;margin:1em 0}
+.rows{font-weight:600}
 """
 
 SECTIONS = (("summary", "Summary"), ("size", "Size before and after"),
@@ -518,11 +571,18 @@ def _render_html(c: _Content) -> str:
     parts = [f"<h1>{html.escape(c.title)}</h1>",
              '<nav>' + " · ".join(f'<a href="#{sid}">{html.escape(t)}</a>' for sid, t in SECTIONS)
              + "</nav>"]
+    warn = ""
+    if c.warnings:
+        warn = ('<div class="warnings"><h3>Warnings</h3><ul>'
+                + "".join(f"<li>{html.escape(w)}</li>" for w in c.warnings) + "</ul></div>")
+    rows_html = ""
+    if c.rows is not None:
+        rows_html = ("<h3>Which rows each figure comes from</h3>" + _html_table(c.rows))
     parts.append(f'<section id="summary"><h2>Summary</h2><p>{html.escape(c.summary)}</p>'
-                 f"<p>Report rows: {html.escape(c.data_note)}.</p></section>")
+                 f"{warn}<p>Report rows: {html.escape(c.data_note)}.</p>{rows_html}</section>")
     parts.append(f'<section id="size"><h2>Size before and after</h2>{_html_table(c.size)}'
                  f'{img("size")}</section>')
-    metrics = ""
+    metrics = f'<p class="rows">{html.escape(c.metrics_note)}</p>' if c.metrics_note else ""
     if c.metrics is not None:
         metrics += _html_table(c.metrics)
     metrics += note("metrics")
@@ -585,9 +645,16 @@ def _render_markdown(c: _Content, folder_name: str) -> str:
     def note(key: str) -> str:
         return f"_{c.notes[key]}_\n\n" if key in c.notes else ""
 
-    out = [f"# {c.title}", "", c.summary, "", f"Report rows: {c.data_note}.", "",
-           "## Size before and after", "", _md_table(c.size), "", img("size"), "",
-           "## Metrics", ""]
+    out = [f"# {c.title}", "", c.summary, ""]
+    if c.warnings:
+        out += ["### Warnings", "", *[f"- **{w}**" for w in c.warnings], ""]
+    out += [f"Report rows: {c.data_note}.", ""]
+    if c.rows is not None:
+        out += ["### Which rows each figure comes from", "", _md_table(c.rows), ""]
+    out += ["## Size before and after", "", _md_table(c.size), "", img("size"), "",
+            "## Metrics", ""]
+    if c.metrics_note:
+        out += [f"**{c.metrics_note}**", ""]
     if c.metrics is not None:
         out += [_md_table(c.metrics), ""]
     out.append(note("metrics"))
@@ -671,4 +738,4 @@ def write_report(result: Any, path: Any, X: Any = None, y: Any = None,
 
 
 __all__ = ["data_sha256", "file_sha256", "library_versions", "manifest", "model_bytes",
-           "model_sha256", "size_table", "write_report"]
+           "model_sha256", "rows_table", "size_table", "write_report"]
