@@ -19,6 +19,7 @@ from test_passes_lossless import (
 )
 
 from treeprune.ensemble import Ensemble
+from treeprune.errors import PruneError
 from treeprune.io import load
 from treeprune.passes.statistics import (
     cap_depth,
@@ -272,7 +273,7 @@ def test_cap_depth(make, tmp_path):
         assert roots.value[t] == pytest.approx(collapsed_value(ens, t, 0))
     check_native(cap_depth(ens, 2), tmp_path, X)
     assert_unchanged(ens, snap)
-    with pytest.raises(ValueError):
+    with pytest.raises(PruneError, match="max_depth"):
         cap_depth(ens, -1)
 
 
@@ -393,7 +394,7 @@ def test_keep_top_trees_by_gain(make, tmp_path):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
     check_native(out, tmp_path, X)
     assert_unchanged(ens, snap)
-    with pytest.raises(ValueError):
+    with pytest.raises(PruneError, match="n_trees"):
         keep_top_trees_by_gain(ens, 0)
 
 

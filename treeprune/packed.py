@@ -130,3 +130,6 @@ def pack(ens: Ensemble) -> Packed:
     )
     object.__setattr__(ens, "_packed", packed)
     return packed
+
+
+__all__ = ["Packed", "pack"]

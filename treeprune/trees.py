@@ -14,6 +14,7 @@ import numpy as np
 
 from ._rules import MISSING_NAN
 from .ensemble import NODE_FIELDS, Ensemble
+from .errors import ModelFormatError
 
 
 @dataclass
@@ -103,9 +104,16 @@ def get_trees(ens: Ensemble) -> list[Tree]:
 
 def bfs_order(tree: Tree) -> np.ndarray:
     """Local ids of the nodes reachable from the root, breadth first (left before right)."""
-    left, right = tree.nodes["left"], tree.nodes["right"]
+    return reachable_order(tree.nodes["left"], tree.nodes["right"])
+
+
+def reachable_order(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Ids reachable from node 0 through child arrays (``left < 0``: a leaf), breadth first.
+
+    Raises :class:`ModelFormatError` when a node is reached twice (a cycle or a shared child).
+    """
     order = [0]
-    seen = np.zeros(tree.n_nodes, dtype=bool)
+    seen = np.zeros(len(left), dtype=bool)
     seen[0] = True
     i = 0
     while i < len(order):
@@ -113,7 +121,10 @@ def bfs_order(tree: Tree) -> np.ndarray:
         if left[nid] >= 0:
             for c in (int(left[nid]), int(right[nid])):
                 if seen[c]:
-                    raise ValueError("tree is not a tree: a node is reached twice")
+                    raise ModelFormatError(
+                        f"the nodes do not form a tree: node {c} is reached twice "
+                        "(a cycle or a shared child)"
+                    )
                 seen[c] = True
                 order.append(c)
         i += 1
@@ -276,3 +287,9 @@ def append_trees(base: Ensemble, extra: Ensemble) -> Ensemble:
     if s_base is not None:
         meta["shrinkage"] = s_base + (s_extra if s_extra is not None else (1.0,) * extra.n_trees)
     return assemble(base, get_trees(base) + get_trees(extra), renumber=False, source_meta=meta)
+
+
+__all__ = [
+    "Tree", "empty_nodes", "copy_nodes", "make_leaf", "subtree_leaves", "get_tree", "get_trees",
+    "bfs_order", "reachable_order", "compact", "assemble", "prefix", "append_trees",
+]

@@ -49,6 +49,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from ..ensemble import Ensemble
+from ..errors import PruneError
 from ..trees import Tree, assemble, bfs_order, copy_nodes, get_trees, make_leaf, subtree_leaves
 from .base import record
 from .lossless import drop_trees
@@ -390,7 +391,9 @@ def cap_depth(ens: Ensemble, max_depth: int, *, respect_monotone: bool = True) -
     """
     max_depth = int(max_depth)
     if max_depth < 0:
-        raise ValueError(f"max_depth must be >= 0, got {max_depth}")
+        raise PruneError(
+            f"max_depth must be >= 0 (0 keeps each tree's root as a leaf), got {max_depth}"
+        )
     rule = _value_rule(ens)
     cons = _constraints(ens, respect_monotone)
     out, collapsed, unresolved, fallback, clipped = [], 0, 0, 0, 0
@@ -457,7 +460,9 @@ def keep_top_trees_by_gain(ens: Ensemble, n_trees: int) -> Ensemble:
     """
     n_trees = int(n_trees)
     if n_trees < 1:
-        raise ValueError(f"n_trees must be >= 1, got {n_trees}")
+        raise PruneError(
+            f"n_trees must be >= 1 (each output group keeps its best tree), got {n_trees}"
+        )
     gains = tree_total_gain(ens)
     ranked = np.argsort(-gains, kind="stable")
     keep = {int(t) for t in ranked[:n_trees]}

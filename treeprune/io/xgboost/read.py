@@ -28,7 +28,7 @@ from ..._rules import FEATURE_MASK, SCORECARD_KEY, XGBOOST_MAX_CATEGORY
 from ...ensemble import Ensemble
 from ...errors import ModelFormatError, UnsupportedModelError
 from ...objectives import xgboost_objective
-from ...trees import Tree, assemble, compact, empty_nodes
+from ...trees import Tree, assemble, compact, empty_nodes, reachable_order
 from . import versions
 from .base_score import base_score_to_margin, parse_base_score
 from .ubjson import parse_ubj
@@ -227,23 +227,13 @@ def _parse_tree_arrays(jt: Any, t: int, n: int, n_features: int, arr: Any) -> Tr
     if np.any(~np.isin(stype, (0, 1))):
         raise ModelFormatError(f"XGBoost model: {where}.split_type holds values other than 0/1")
 
-    # reachability: breadth first from the root; a node reached twice means a cycle or a DAG
+    # reachability: breadth first from the root (children are in range, leaves have left == -1)
+    try:
+        order = reachable_order(left, right)
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"XGBoost model: {where}: {exc}") from None
     seen = np.zeros(n, dtype=bool)
-    seen[0] = True
-    order = [0]
-    i = 0
-    while i < len(order):
-        nid = order[i]
-        if not is_leaf[nid]:
-            for c in (int(left[nid]), int(right[nid])):
-                if seen[c]:
-                    raise ModelFormatError(
-                        f"XGBoost model: {where} is not a tree: node {c} is reached twice "
-                        "(cycle or shared child)"
-                    )
-                seen[c] = True
-                order.append(c)
-        i += 1
+    seen[order] = True
     reach_internal = internal & seen
     bad = reach_internal & ((feat < 0) | (feat >= n_features))
     if np.any(bad):
@@ -312,8 +302,7 @@ def _parse_tree_arrays(jt: Any, t: int, n: int, n_features: int, arr: Any) -> Tr
         # file's ids in native_id (what pred_leaf reports)
         native = np.arange(n, dtype=np.int32)
         tree = compact(tree, "xgboost")
-        order_arr = np.asarray(order, dtype=np.int64)
-        tree.nodes["native_id"][:] = native[order_arr]
+        tree.nodes["native_id"][:] = native[order]
     return tree
 
 
