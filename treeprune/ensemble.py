@@ -324,3 +324,6 @@ class Ensemble:
             f"Ensemble(source={self.source!r}, objective={self.objective.name!r}, "
             f"n_trees={self.n_trees}, n_leaves={self.n_leaves}, n_features={self.n_features})"
         )
+
+
+__all__ = ["Ensemble", "NODE_FIELDS"]

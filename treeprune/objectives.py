@@ -176,3 +176,8 @@ def lightgbm_objective(name: str, n_classes: int, params: dict[str, Any]) -> Obj
             "LightGBM binary objective with sigmoid != 1 is not supported; retrain with sigmoid=1"
         )
     return Objective(name, loss, output, max(1, n_classes) if loss == "softmax" else 1, params)
+
+
+__all__ = [
+    "Objective", "xgboost_objective", "lightgbm_objective", "expit", "log_softmax", "softmax",
+]

@@ -80,3 +80,6 @@ def predict_ensemble(ens: Ensemble, X: Any, output: str = "prediction",
     if output == "leaf":
         return p.native_id[leaves]
     return p.leaf_value[leaves].astype(np.float64)
+
+
+__all__ = ["predict_ensemble", "margins_packed", "leaves_packed", "OUTPUTS"]

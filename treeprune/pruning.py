@@ -511,3 +511,6 @@ def _candidates(base_ens: Ensemble, X: np.ndarray, y: np.ndarray, w: np.ndarray 
 def _refit(ens: Ensemble, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, l2: float,
            n_rounds: int, device: str) -> Ensemble:
     return datadriven.refit_leaves(ens, X, y, w, l2=l2, n_rounds=n_rounds, device=device)
+
+
+__all__ = ["prune", "PruneResult", "evaluate", "score_margin", "paired_se"]

@@ -32,3 +32,6 @@ def load_taiwan(as_frame: bool = True) -> tuple[pd.DataFrame, pd.Series]:
         df = pd.read_csv(p)
     y = df.pop(TAIWAN_TARGET)
     return df, y
+
+
+__all__ = ["load_taiwan", "TAIWAN_TARGET"]

@@ -486,3 +486,6 @@ def refit_cyclic_cuda(leaf: Any, tree_group: np.ndarray, slot_tree_start: np.nda
     log.debug("GPU refit: %d rows, %d trees, %d rounds, %d launches in %.3fs", n, n_trees,
               n_rounds, n_rounds * (len(stages) + 2), time.perf_counter() - t0)
     return result[:n_slots], result[n_slots:], margin
+
+
+__all__ = ["route_leaves_cuda", "refit_cyclic_cuda", "leaf_dtype", "RouteNodes", "SHARED_LEAVES"]

@@ -36,3 +36,6 @@ def resolve_device(device: str) -> str:
         )
     log.debug("device='auto': no CUDA device found, refitting on the CPU")
     return "cpu"
+
+
+__all__ = ["cuda_available", "resolve_device"]

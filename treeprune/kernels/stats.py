@@ -232,3 +232,9 @@ def forward_select(PT, tree_group, y, w, loss, p1, base, max_k, n_sweeps, nonneg
         path_weights[step, :] = weights
         path_base[step, :] = b
     return order, path_weights, path_base
+
+
+__all__ = [
+    "grad_hess_row", "grad_hess_at", "grad_hess", "leaf_sums", "refit_cyclic",
+    "margin_from_slots", "weighted_gram", "forward_select",
+]

@@ -226,3 +226,6 @@ def pack_breadth_first(tree_offsets, left, right):
                 pos += 2
             head += 1
     return order[:pos], packed_left[:pos], depth[:pos]
+
+
+__all__ = ["margins_blocked", "margins_rows", "leaves_blocked", "pack_breadth_first", "BLOCK_ROWS"]

@@ -52,3 +52,6 @@ def record(before: Ensemble, after: Ensemble, name: str, params: dict[str, Any],
         details=details,
     )
     return after.replace(history=(*before.history, rec))
+
+
+__all__ = ["PassRecord", "record"]

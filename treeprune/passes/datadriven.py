@@ -487,3 +487,9 @@ def collapse_by_data(ens: Ensemble, X: Any, y: Any, max_leaves: int, sample_weig
         out = out.replace(value=np.where(out.left < 0, out.value.astype(np.float32), out.value))
     return record(ens0, out, "collapse_by_data", {"max_leaves": int(max_leaves)},
                   collapsed_splits=n_collapsed)
+
+
+__all__ = [
+    "refit_leaves", "select_trees", "collapse_by_data", "forward_selection_path",
+    "take_selection", "SelectionPath", "LeafFrame", "project_monotone",
+]
