@@ -122,3 +122,9 @@ def leaf_step(g, h, value, prior, l2, step, max_step):
 def base_step(g, h, step, max_step):
     """Clamped, unpenalised Newton step of an intercept with gradient/hessian sums ``g``/``h``."""
     return clamp(-step * g / fmax(h, MIN_HESS), max_step)
+
+
+__all__ = [
+    "MIN_HESS", "fmax", "fmin", "sigmoid", "grad_hess_row", "softmax_grad_hess", "clamp", "leaf_step",
+    "base_step",
+]
