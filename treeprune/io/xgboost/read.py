@@ -20,6 +20,7 @@ XGBoost facts this module relies on (checked against XGBoost 3.2, see the tests)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -172,6 +173,12 @@ def _read_categories(model: dict, n_features: int) -> dict[int, tuple[Any, ...]]
     return out
 
 
+def _check(bad: np.ndarray, message: Callable[[int], str]) -> None:
+    """Raise ModelFormatError with ``message(i)`` for the first index ``i`` where ``bad`` holds."""
+    if np.any(bad):
+        raise ModelFormatError("XGBoost model: " + message(int(np.flatnonzero(bad)[0])))
+
+
 def _parse_tree(jt: Any, t: int, n_features: int) -> Tree:
     """One XGBoost JSON tree as a :class:`Tree` in the file's node numbering."""
     where = f"trees[{t}]"
@@ -209,21 +216,13 @@ def _parse_tree_arrays(jt: Any, t: int, n: int, n_features: int, arr: Any) -> Tr
         stype = np.zeros(n, dtype=np.int64)
 
     is_leaf = left == -1
-    if np.any(is_leaf != (right == -1)):
-        i = int(np.flatnonzero(is_leaf != (right == -1))[0])
-        raise ModelFormatError(
-            f"XGBoost model: {where} node {i} has one child only "
-            f"(left={left[i]}, right={right[i]})"
-        )
+    _check(is_leaf != (right == -1),
+           lambda i: f"{where} node {i} has one child only (left={left[i]}, right={right[i]})")
     internal = ~is_leaf
     for name, child in (("left_children", left), ("right_children", right)):
-        bad = internal & ((child < 1) | (child >= n))
-        if np.any(bad):
-            i = int(np.flatnonzero(bad)[0])
-            raise ModelFormatError(
-                f"XGBoost model: {where}.{name}[{i}] = {child[i]} is out of range "
-                f"(the tree has {n} nodes)"
-            )
+        _check(internal & ((child < 1) | (child >= n)),
+               lambda i, name=name, child=child: f"{where}.{name}[{i}] = {child[i]} is out of "
+               f"range (the tree has {n} nodes)")
     if np.any(~np.isin(stype, (0, 1))):
         raise ModelFormatError(f"XGBoost model: {where}.split_type holds values other than 0/1")
 
@@ -235,13 +234,9 @@ def _parse_tree_arrays(jt: Any, t: int, n: int, n_features: int, arr: Any) -> Tr
     seen = np.zeros(n, dtype=bool)
     seen[order] = True
     reach_internal = internal & seen
-    bad = reach_internal & ((feat < 0) | (feat >= n_features))
-    if np.any(bad):
-        i = int(np.flatnonzero(bad)[0])
-        raise ModelFormatError(
-            f"XGBoost model: {where}.split_indices[{i}] = {feat[i]} is not a feature index "
-            f"(the model has {n_features} features)"
-        )
+    _check(reach_internal & ((feat < 0) | (feat >= n_features)),
+           lambda i: f"{where}.split_indices[{i}] = {feat[i]} is not a feature index (the model "
+           f"has {n_features} features)")
 
     nodes = empty_nodes(n)
     nodes["left"][:] = np.where(is_leaf, -1, left)
@@ -289,12 +284,8 @@ def _parse_tree_arrays(jt: Any, t: int, n: int, n_features: int, arr: Any) -> Tr
             np.bitwise_or.at(words, chosen // 32, (np.uint32(1) << (chosen % 32).astype(np.uint32)))
             nodes["cat_index"][nid] = len(cat_sets)
             cat_sets.append(words)
-        missing = reach_internal & (stype == 1) & (nodes["cat_index"] < 0)
-        if np.any(missing):
-            i = int(np.flatnonzero(missing)[0])
-            raise ModelFormatError(
-                f"XGBoost model: {where} node {i} is a categorical split without categories"
-            )
+        _check(reach_internal & (stype == 1) & (nodes["cat_index"] < 0),
+               lambda i: f"{where} node {i} is a categorical split without categories")
 
     tree = Tree(nodes, cat_sets)
     if not np.all(seen):
