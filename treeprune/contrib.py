@@ -235,3 +235,6 @@ def contributions(ens: Ensemble, X: Any, n_threads: int | None = None) -> np.nda
     with _threads(n_threads):
         out = contributions_matrix(ens, p, Xm)
     return native_layout(ens, out)
+
+
+__all__ = ["contributions", "contributions_matrix", "native_layout", "paths", "Paths"]

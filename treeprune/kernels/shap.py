@@ -176,3 +176,6 @@ def contributions_blocked(X, trees, info, threshold, left, cat, cat_bounds, cat_
                         w = _unwound_sum(d, pw, z[e], o[e])
                         out[r, g, elem_feature[e0 + e - 1]] += w * (o[e] - z[e]) * v
     return out
+
+
+__all__ = ["contributions_blocked", "build_tables", "path_table"]

@@ -409,3 +409,6 @@ def read_xgboost_binary(data: bytes) -> Ensemble:
             model.objective, model.base_score)
     ens = _read_document(doc)
     return versions.apply(ens, "binary", model.base_score)
+
+
+__all__ = ["read_xgboost_binary", "looks_like_binary", "parse_binary", "BinaryModel"]

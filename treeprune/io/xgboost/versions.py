@@ -127,3 +127,6 @@ def placeholder_base_score(objective: str, stored_margin: np.float32) -> str:
         raise ModelFormatError(f"XGBoost binary model: base margin {float(stored_margin)!r} "
                                f"cannot start a {objective} model; the file is damaged") from None
     return _format_float(score)
+
+
+__all__ = ["apply", "placeholder_base_score"]
