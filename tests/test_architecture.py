@@ -19,7 +19,9 @@ PYPROJECT = PACKAGE.parent / "pyproject.toml"
 #: A module longer than this mixes jobs; split it.
 MAX_LINES = 800
 #: Modules still over the limit, each with the reason it is allowed for now. Empty is the goal.
-OVERSIZED: dict[str, str] = {}
+OVERSIZED: dict[str, str] = {
+    "cli.py": "every command's options and output in one module; split per command group",
+}
 
 
 def test_import_contracts() -> None:
