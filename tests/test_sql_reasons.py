@@ -115,7 +115,7 @@ def test_too_large_models_are_refused_with_the_supported_sizes():
 @pytest.mark.shared_data
 @pytest.mark.parametrize("lib", ["xgboost", "lightgbm"])
 def test_real_credit_data_in_sqlite(lib):
-    """German credit (text categories held as their levels) and a pruned HMEQ model."""
+    """German credit, text categories held as their levels."""
     frame, y = load_credit("german")
     if lib == "xgboost":
         booster = xgb.train({"max_depth": 2, "eta": 0.1, "objective": "binary:logistic",
@@ -131,6 +131,13 @@ def test_real_credit_data_in_sqlite(lib):
         if isinstance(text[col].dtype, pd.CategoricalDtype):
             text[col] = text[col].astype(object)
     check(ens, text, frame)
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+@pytest.mark.parametrize("lib", ["xgboost", "lightgbm"])
+def test_real_pruned_model_in_sqlite(lib):
+    """A 100-tree HMEQ model pruned to 60 leaves: its reasons in SQL equal Python's."""
     hmeq, yh = load_credit("hmeq")
     half = len(hmeq) // 2
     if lib == "xgboost":
