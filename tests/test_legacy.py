@@ -312,3 +312,14 @@ def test_feature_count_beyond_the_routing_limit_is_a_typed_error() -> None:
     doc["learner"]["learner_model_param"]["num_feature"] = str(1 << 24)
     with pytest.raises(ModelFormatError, match="num_feature"):
         tp.load(json.dumps(doc).encode())
+
+
+def test_lightgbm_tree_ends_only_at_an_empty_line() -> None:
+    # LightGBM reads on through a line of spaces or a control character into the next tree
+    # (found by the differential fuzzing): treeprune refuses such a file instead of differing
+    text = _path("lgb-3.1.1-binary", "text").read_text()
+    end = text.index("\n\n\nTree=2")
+    for junk in ("\x1c", " ", "\t"):
+        damaged = text[:end + 1] + junk + text[end + 2:]
+        with pytest.raises(ModelFormatError, match="tree 1"):
+            tp.load(damaged.encode())

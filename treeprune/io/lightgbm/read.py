@@ -241,7 +241,9 @@ def _tree_kv(t: int, block: list[str]) -> dict[str, str]:
     ended = False
     for line in block[1:]:
         line = line.rstrip("\r")
-        if not line.strip():
+        # only a truly empty line ends a tree for LightGBM (it reads on through a line of
+        # spaces or control characters into the next tree, whose keys then win)
+        if not line:
             ended = True
             continue
         if ended:
@@ -252,6 +254,9 @@ def _tree_kv(t: int, block: list[str]) -> dict[str, str]:
         if key in kv:
             raise _fail(f"tree {t}: key {key!r} appears twice")
         kv[key] = value
+    if not ended:
+        raise _fail(f"tree {t} has no empty line after it (LightGBM would read the next tree "
+                    "into it)")
     return kv
 
 
