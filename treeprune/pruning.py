@@ -1,13 +1,16 @@
-"""The orchestrator: lossless passes, then a path of data-driven candidates, judged on held-out rows.
+"""The orchestrator: lossless passes, then every candidate family, judged on held-out rows.
 
-Decisions (which trees, which subtrees, leaf values) are made on one part of the user's data (the
-*fit* part); the stopping point is judged on the other (the *judge* part), never on rows that were
-used to fit.
+Decisions (which trees, which subtrees, leaf values, new trees) are made on one part of the
+user's data (the *fit* part); candidates are compared on another (the *judge* part); a third part
+(the *confirm* rows) is never used for any decision and gives an honest estimate of the chosen
+model's metric. See :mod:`treeprune._stopping` for the rule and :mod:`treeprune._candidates` for
+the families.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,21 +18,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import _fidelity, _stopping
 from ._advice import prune_warnings
+from ._candidates import FAMILIES, Families, FitRows
 from ._validation import check_labels, check_weights
 from .data import binary_labels, to_matrix
 from .ensemble import Ensemble
 from .errors import DataError, PruneError
 from .io import load
 from .packed import pack
-from .passes import datadriven
 from .passes.lossless import lossless
 
 log = logging.getLogger(__name__)
 
-HIGHER_IS_BETTER = {"auc": True, "gini": True, "ks": True, "loss": False}
-TREE_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
-LEAF_FRACTIONS = (1.0, 0.5, 0.25, 0.125)
+HIGHER_IS_BETTER = {"auc": True, "gini": True, "ks": True, "loss": False, "fidelity": True}
+SCALES = ("original", "calibrated")
+#: below this many rows (after the confirm slice) the default is cross-fitting with 3 folds
+CROSSFIT_BELOW = 4000
+#: the confirm slice needs at least this many rows to be kept
+MIN_CONFIRM_ROWS = 40
+#: fit rows used for the score-scale fit and the descriptive fit metric
+SCALE_ROWS = 5000
 
 
 @dataclass
@@ -43,22 +52,33 @@ class PruneResult:
     original : Ensemble
         The ensemble as loaded.
     path : pandas.DataFrame
-        Every candidate configuration: ``n_trees``, ``n_leaves`` (means over folds with
-        ``cv >= 2``), ``refit`` (leaves refitted or not), ``leaf_fraction`` (share of the selected
-        trees' leaves kept), ``metric_fit``, ``metric_judge`` (rows not fitted), ``se_diff``
-        (standard error of its difference with the original there), ``chosen``.
+        Every candidate: ``family`` (``select``, ``collapse``, ``regrow``, ``distill``,
+        ``distill+regrow``, or ``lossless`` when nothing qualified), ``detail`` (its
+        configuration), ``n_trees``, ``n_leaves`` (means over folds with ``cv >= 2``), ``refit``
+        (leaves refitted or not), ``leaf_fraction`` (share of the selected trees' leaves kept, for
+        ``select``/``collapse``), ``metric_fit``, ``metric_judge`` (rows not fitted), ``se_diff``
+        (standard error of its difference with the original there), the fidelity figures against
+        the original on the judge rows (``spearman``, ``agreement_50``, ``agreement_80`` —
+        decisions agreeing at those approval rates — and ``psi``), ``auc_judge`` in fidelity
+        mode when labels were given, and ``chosen``.
     metric : str
-        The metric that chose (``auc``, ``gini``, ``ks`` or ``loss``).
+        The metric that chose (``auc``, ``gini``, ``ks``, ``loss`` or ``fidelity``, which is the
+        Spearman correlation with the original).
     original_metric : float
         The original model's metric on the judge rows.
     timings : dict
         Seconds per stage.
     params : dict
-        Everything needed to reproduce the run (tolerance/budget, random_state, split sizes...).
+        Everything needed to reproduce the run (tolerance/budget, random_state, split sizes,
+        ``scale``, the ``z`` the choice was held to...).
     warnings : list of str
         Plain-language warnings about the outcome (also logged): too few judge rows for the
         tolerance, a pruned model that beats the original by more than its standard error, or
         nothing pruned (with the closest candidate and what to try).
+    holdout : dict
+        The honest estimate from the confirm rows, which no decision used: ``rows``, ``metric``
+        and ``se`` of the chosen model, ``original`` (the original's metric there), ``diff`` and
+        ``se_diff`` (paired). Empty when there were too few rows for a confirm slice.
     """
 
     model: Ensemble
@@ -75,6 +95,8 @@ class PruneResult:
     candidates: list[Ensemble] = field(default_factory=list, repr=False)
     judge_X: Any = field(default=None, repr=False)
     judge_y: Any = field(default=None, repr=False)
+    confirm_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    holdout: dict[str, Any] = field(default_factory=dict)
     #: what the user should know about how far these numbers can be trusted (see
     #: :func:`treeprune._advice.prune_warnings`): small judge samples, a suspicious win, nothing
     #: pruned and why
@@ -91,13 +113,19 @@ class PruneResult:
 
     def summary(self) -> str:
         o, m = self.original, self.model
-        return (
+        name = "spearman with the original" if self.metric == "fidelity" else self.metric
+        row = self.path.iloc[self.chosen]
+        text = (
             f"pruned {o.n_trees} trees / {o.n_leaves} leaves -> {m.n_trees} trees / "
-            f"{m.n_leaves} leaves ({m.n_leaves / max(o.n_leaves, 1):.1%} of the leaves); "
-            f"{self.metric} on the {len(self.judge_index):,} judge rows that chose it "
-            f"{self.original_metric:.5f} -> {self.chosen_metric:.5f} (not a test: check on "
-            f"other rows) in {self.timings.get('total', float('nan')):.2f}s"
+            f"{m.n_leaves} leaves ({m.n_leaves / max(o.n_leaves, 1):.1%} of the leaves, "
+            f"{row['family']}); {name} on the {len(self.judge_index):,} judge rows that chose "
+            f"it {self.original_metric:.5f} -> {self.chosen_metric:.5f} (not a test)"
         )
+        if self.holdout:
+            h = self.holdout
+            text += (f"; on {h['rows']} confirm rows {h['original']:.5f} -> {h['metric']:.5f} "
+                     f"(difference {h['diff']:+.5f} +- {h['se_diff']:.5f})")
+        return text + f" in {self.timings.get('total', float('nan')):.2f}s"
 
     def __str__(self) -> str:
         return self.summary()
@@ -126,6 +154,12 @@ def score_margin(ens: Ensemble, metric: str, margin: np.ndarray, y: np.ndarray,
     return ens.objective.loss_value(y, margin, sample_weight)
 
 
+def paired_se(ens: Ensemble, metric: str, margin: np.ndarray, reference: np.ndarray,
+              y: np.ndarray) -> float:
+    """Standard error of ``metric(margin) - metric(reference)`` on the same rows (unweighted)."""
+    return _stopping.paired_se(ens.objective, metric, margin, reference, y)
+
+
 def _constraints(ens: Ensemble, given: Any) -> tuple[int, ...]:
     if isinstance(given, dict):
         names = list(ens.feature_names)
@@ -145,16 +179,33 @@ def _constraints(ens: Ensemble, given: Any) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _split(y: np.ndarray, stratify: bool, judge_fraction: float, random_state: int
-           ) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.model_selection import train_test_split
+def _check_margins(margin: np.ndarray, what: str) -> None:
+    if not np.all(np.isfinite(margin)):
+        raise DataError(f"the model's margins on {what} contain NaN or infinite values; check "
+                        "the data for infinite feature values")
+    if np.ptp(margin.reshape(len(margin), -1), axis=0).max(initial=0.0) == 0:
+        raise DataError(f"the model gives every row of {what} the same score: there is no "
+                        "ranking to keep; pass rows on which the model's scores vary")
 
-    idx = np.arange(len(y))
-    strat = y if stratify and len(np.unique(y)) > 1 and np.bincount(
-        y.astype(np.int64)).min() >= 2 else None
-    fit, judge = train_test_split(idx, test_size=judge_fraction, random_state=random_state,
-                                  stratify=strat)
-    return np.sort(fit), np.sort(judge)
+
+def _resolve_metric(ens: Ensemble, metric: str | None, has_labels: bool) -> str:
+    if metric is None:
+        if not has_labels:
+            return "fidelity"
+        return "auc" if ens.objective.is_binary else "loss"
+    if metric not in HIGHER_IS_BETTER:
+        raise PruneError(f"unknown metric {metric!r}; choose one of {sorted(HIGHER_IS_BETTER)}")
+    if metric == "fidelity":
+        if ens.objective.is_multiclass:
+            raise PruneError("metric='fidelity' needs a single-output model (binary or "
+                             "regression); use a label metric for multiclass models")
+        return metric
+    if not has_labels:
+        raise PruneError(f"metric={metric!r} needs labels y; without labels use "
+                         "metric='fidelity', which keeps the original's ranking of the rows")
+    if metric != "loss" and not ens.objective.is_binary:
+        raise PruneError(f"metric {metric!r} needs a binary objective; use metric='loss'")
+    return metric
 
 
 def _refuse_dask(*inputs: Any) -> None:
@@ -172,16 +223,21 @@ def _refuse_dask(*inputs: Any) -> None:
 def prune(
     model: Any,
     X: Any,
-    y: Any,
+    y: Any = None,
     *,
     tolerance: float | None = None,
     max_leaves: int | None = None,
     max_trees: int | None = None,
     metric: str | None = None,
     sample_weight: Any = None,
-    cv: int = 1,
+    X_unlabeled: Any = None,
+    scale: str | None = None,
+    families: Any = None,
+    cv: int | str = "auto",
     judge_fraction: float = 0.5,
+    confirm_fraction: float = 0.2,
     z: float = 1.0,
+    z_adjust: bool = True,
     l2: float = 50.0,
     n_rounds: int = 10,
     max_selected: int = 128,
@@ -197,40 +253,62 @@ def prune(
     ----------
     model : Ensemble, path or native model
         What :func:`treeprune.load` accepts.
-    X, y : validation data (not the training set) and labels.
+    X : validation data (not the training set).
+    y : array-like, optional
+        Labels. Without them only ``metric="fidelity"`` is possible (and the default).
     tolerance : float, optional
-        Allowed loss of ``metric`` on held-out rows (absolute: 0.001 AUC). Default 0.001 when no
-        budget is given.
+        Allowed loss of ``metric`` on held-out rows (absolute: 0.001 AUC; for ``fidelity`` the
+        Spearman correlation with the original must stay at least ``1 - tolerance``). Default
+        0.001, or 0.01 for ``fidelity``, when no budget is given.
     max_leaves, max_trees : int, optional
         A size budget instead: the best candidate on held-out rows within it.
-    metric : {"auc", "gini", "ks", "loss"}, optional
-        Default ``"auc"`` for binary objectives, ``"loss"`` (the objective's) otherwise.
+    metric : {"auc", "gini", "ks", "loss", "fidelity"}, optional
+        Default ``"auc"`` for binary objectives, ``"loss"`` (the objective's) otherwise, and
+        ``"fidelity"`` without labels: candidates are fitted to the original's margins (squared
+        error) and judged by their Spearman correlation with it.
     sample_weight : array-like, optional
-    cv : int
-        1 (default): one split into fit and judge rows (``judge_fraction``); every candidate and
-        the held-out rows stay in the result. ``cv >= 2``: cross-fitting, every configuration
-        fitted on all but one fold and judged on it, its metric taken over all rows out of fold;
-        the chosen configuration is then fitted on all rows (about ``2 * cv`` times slower).
+    X_unlabeled : array-like, optional
+        Extra rows without outcomes (applications whose outcome has not matured). They are used
+        only to fit: the distilled students learn the original's margins on them too, and in
+        fidelity mode every family fits on them. They never judge.
+    scale : {"original", "calibrated"}, optional
+        ``"original"`` (the default in fidelity mode): every candidate gets the affine map
+        ``a * margin + b`` fitted on the fit rows that best matches the original's margins, baked
+        into its leaves and base score, so that the written model keeps the original's score
+        scale (AUC is unchanged). ``"calibrated"`` (the default otherwise) keeps the margins the
+        passes fitted.
+    families : sequence of str, optional
+        Candidate families to run (default all): ``select``, ``collapse``, ``regrow``,
+        ``distill``, ``distill+regrow``.
+    cv : int or "auto"
+        1: one split of the non-confirm rows into fit and judge rows (``judge_fraction``); every
+        candidate and the judge rows stay in the result. ``cv >= 2``: cross-fitting, every
+        configuration fitted on all but one fold and judged on it, its metric taken over all rows
+        out of fold; the chosen configuration is then fitted on all of them. ``"auto"`` (default):
+        3 folds below 4,000 rows, else 1.
     judge_fraction : float
-        With ``cv=1``, the share of rows held out to judge candidates (stratified for
-        classification).
+        With ``cv=1``, the share of the non-confirm rows held out to judge candidates.
+    confirm_fraction : float
+        Share of the rows held back from every decision to estimate the chosen model's metric
+        (``result.holdout``); 0 turns it off (also off when it would hold under 40 rows).
     z : float
-        Guard against luck: with a tolerance, a candidate must be within it by ``z`` standard
-        errors of its paired difference with the original on the judged rows (DeLong for AUC and
-        Gini, per-row loss differences for ``loss``; none for ``ks``). Many small candidates are
-        compared on a few thousand rows, and without it the smallest one that was lucky on the
-        judge rows wins (seen on HELOC: +0.004 judged, -0.017 on test). ``z=0`` turns it off.
+        Guard against luck: a candidate must be within the tolerance by ``z`` standard errors
+        of its paired difference with the original on the judged rows (DeLong for AUC and Gini,
+        per-row loss differences for ``loss``, Fisher's for Spearman; none for ``ks``).
+        ``z=0`` turns it off.
+    z_adjust : bool
+        Adjust ``z`` for the number of candidate families searched (Bonferroni on the
+        one-candidate rate ``Phi(-z)``; ``z=1`` over five families holds candidates to 1.86
+        standard errors): the smallest of many candidates is otherwise the luckiest.
     l2 : float
         L2 penalty of the leaf refits and collapses, pulling new values towards the old ones
         (XGBoost ``reg_lambda`` units).
     n_rounds : int
         Newton cycles of each leaf refit.
     max_selected : int
-        Longest forward-selection path (trees). 128 halves the time of 256 on an 800-tree model
-        and no candidate above 64 trees was chosen in the benchmarks; raise it for budgets or
-        tolerances that need more trees.
+        Longest forward-selection path (trees).
     random_state : int
-        Seeds the fit/judge split; the result is deterministic for a given value.
+        Seeds the splits and the trainers; the result is deterministic for a given value.
     positive_label : optional
         For labels that are not 0/1 numbers (``"good"``/``"bad"``): the value that counts as the
         event, coded 1; every other value is 0.
@@ -238,10 +316,11 @@ def prune(
         Constraints to keep (+1 increasing, -1 decreasing, 0 none), per feature or as
         ``{feature_name: direction}``. By default those stored with the model; XGBoost model
         *files* do not store them (only a Booster's config does), so pass them here for a file.
+        Grown trees are trained under them.
     device : {"cpu", "cuda", "auto"}
-        Where leaf refits run.
+        Where leaf refits and the native trainers run.
     progress : bool
-        Show a progress bar on stderr.
+        Show a progress bar on stderr counting candidates, with the current family.
 
     Returns
     -------
@@ -253,19 +332,22 @@ def prune(
     ens = load(model)
     if monotone_constraints is not None:
         ens = ens.replace(monotone_constraints=_constraints(ens, monotone_constraints))
-    if metric is None:
-        metric = "auc" if ens.objective.is_binary else "loss"
-    if metric not in HIGHER_IS_BETTER:
-        raise PruneError(f"unknown metric {metric!r}; choose one of {sorted(HIGHER_IS_BETTER)}")
-    if metric != "loss" and not ens.objective.is_binary:
-        raise PruneError(f"metric {metric!r} needs a binary objective; use metric='loss'")
+    metric = _resolve_metric(ens, metric, y is not None)
+    fidelity = metric == "fidelity"
+    if scale is None:
+        scale = "original" if fidelity else "calibrated"
+    if scale not in SCALES:
+        raise PruneError(f"scale must be 'original' (keep the original's score scale) or "
+                         f"'calibrated' (keep the fitted margins); got {scale!r}")
+    if scale == "original" and ens.objective.is_multiclass:
+        raise PruneError("scale='original' needs a single-output model; use scale='calibrated'")
+    fams = _families(families)
     if tolerance is None and max_leaves is None and max_trees is None:
-        tolerance = 0.001
+        tolerance = 0.01 if fidelity else 0.001
     if tolerance is not None and (not np.isfinite(tolerance) or tolerance < 0):
         raise PruneError(f"tolerance must be a non-negative number, got {tolerance}")
     if tolerance is not None and (max_leaves is not None or max_trees is not None):
         raise PruneError("give either tolerance or a budget (max_leaves / max_trees), not both")
-    # a budget of the model's own size is allowed: no constraint, the best candidate wins
     if max_leaves is not None and not 1 <= int(max_leaves) <= ens.n_leaves:
         raise PruneError(f"max_leaves={max_leaves} must be between 1 and the model's "
                          f"{ens.n_leaves} leaves")
@@ -275,11 +357,13 @@ def prune(
     if positive_label is not None and not ens.objective.is_binary:
         raise PruneError(f"positive_label applies to binary models; this one is "
                          f"{ens.objective.name!r}")
-    if int(cv) != cv or cv < 1:
-        raise PruneError(f"cv must be a whole number of folds >= 1, got {cv}")
-    cv = int(cv)
+    if cv != "auto" and (isinstance(cv, bool) or not isinstance(cv, (int, np.integer))
+                         or cv < 1):
+        raise PruneError(f"cv must be 'auto' or a whole number of folds >= 1, got {cv!r}")
     if not 0.05 <= judge_fraction <= 0.95:
         raise PruneError(f"judge_fraction must be within [0.05, 0.95], got {judge_fraction}")
+    if not 0 <= confirm_fraction <= 0.5:
+        raise PruneError(f"confirm_fraction must be within [0, 0.5], got {confirm_fraction}")
     from .kernels.device import resolve_device
 
     device = resolve_device(device)
@@ -289,26 +373,76 @@ def prune(
     n = Xm.shape[0]
     if n == 0:
         raise DataError("the data has no rows")
-    yv = check_labels(binary_labels(y, positive_label), n, ens.objective)
+    yv = None if y is None else check_labels(binary_labels(y, positive_label), n, ens.objective)
+    Xu = None
+    if X_unlabeled is not None:
+        Xu = to_matrix(ens, X_unlabeled, p.dtype)
+        if Xu.shape[0] == 0:
+            raise DataError("X_unlabeled has no rows; pass None instead")
+        _check_margins(ens.predict(Xu, output="margin"), "X_unlabeled")
     if n < 20:
         raise DataError(f"pruning needs at least 20 rows to fit and judge on; got {n}")
     w = check_weights(sample_weight, n)
-    stratify = ens.objective.is_binary or ens.objective.is_multiclass
+    original_margin = ens.predict(Xm, output="margin")
+    _check_margins(original_margin, "X")
+
+    # rows: confirm (never used for a decision), then fit/judge folds of the rest
+    stratify = yv is not None and (ens.objective.is_binary or ens.objective.is_multiclass)
+    c_frac = confirm_fraction if n * confirm_fraction >= MIN_CONFIRM_ROWS else 0.0
+    keep, confirm = _stopping.split_confirm(n, yv, stratify, c_frac, random_state)
+    n_keep = len(keep)
+    y_keep = None if yv is None else yv[keep]
+    if cv == "auto":
+        cv = 3 if n_keep < CROSSFIT_BELOW else 1
+    cv = int(cv)
     if cv >= 2:
-        folds = _folds(yv, stratify, cv, random_state)
+        folds = [(keep[a], keep[b]) for a, b in
+                 _stopping.folds(y_keep, n_keep, stratify, cv, random_state)]
     else:
-        folds = [_split(yv, stratify, judge_fraction, random_state)]
-    for fit_idx, judge_idx in folds:
-        if ens.objective.is_binary and (len(np.unique(yv[fit_idx])) < 2
-                                        or len(np.unique(yv[judge_idx])) < 2):
-            raise DataError("both classes must appear in every part of the fit/judge split")
+        a, b = _stopping.split(y_keep, n_keep, stratify, judge_fraction, random_state)
+        folds = [(keep[a], keep[b])]
+    if yv is not None and ens.objective.is_binary:
+        for fit_idx, judge_idx in folds:
+            if len(np.unique(yv[fit_idx])) < 2 or len(np.unique(yv[judge_idx])) < 2:
+                raise DataError("both classes must appear in every part of the fit/judge split; "
+                                "pass more rows of the rarer class")
 
     t = time.perf_counter()
     base_ens = lossless(ens)
     timings["lossless"] = time.perf_counter() - t
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
-    grid_args = {"max_leaves": max_leaves, "max_trees": max_trees, "l2": l2,
-                 "n_rounds": n_rounds, "device": device, "max_selected": max_selected}
+    source = Families(base_ens, fidelity=fidelity, families=fams, max_leaves=max_leaves,
+                      max_trees=max_trees, l2=l2, n_rounds=n_rounds, device=device,
+                      max_selected=max_selected, random_state=random_state)
+    if Xu is not None:
+        xu_margin = ens.predict(Xu, output="margin")
+
+    def rows_for(fit_idx: np.ndarray) -> FitRows:
+        target = original_margin[fit_idx]
+        labels = None if yv is None else yv[fit_idx]
+        wf = None if w is None else w[fit_idx]
+        if fidelity and Xu is not None:
+            # without labels every family can fit on the unlabelled rows too
+            return FitRows(np.concatenate([Xm[fit_idx], Xu]),
+                           np.concatenate([target, xu_margin]),
+                           None if wf is None else np.concatenate([wf, np.full(len(Xu), wf.mean())]),
+                           np.concatenate([target, xu_margin]), None, labels)
+        return FitRows(Xm[fit_idx], target if fidelity else labels, wf, target, Xu, labels)
+
+    def finish(cand: Ensemble, rows: FitRows) -> Ensemble | None:
+        """The candidate on the requested score scale; None for one without a ranking."""
+        if scale != "original":
+            return cand
+        from .passes import scale as scale_pass
+
+        # two parameters: a few thousand fit rows pin them down
+        sub = _subsample(len(rows.X), SCALE_ROWS)
+        m = cand.predict(rows.X[sub], output="margin")
+        try:
+            a, b = scale_pass.fit_affine(m, rows.target[sub], method="lstsq")
+        except DataError:  # constant, or ranking against the original: not a candidate
+            return None
+        return scale_pass.rescale(cand, a, b)
 
     # every candidate configuration is scored on rows its own fit never saw: out-of-fold margins
     t = time.perf_counter()
@@ -320,197 +454,210 @@ def prune(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(folds), desc="pruning", unit="fold", leave=False)
+        bar = tqdm(total=len(folds) * source.planned(base_ens.n_trees), desc="pruning",
+                   unit="candidate", leave=False)
     for fit_idx, judge_idx in folds:
-        Xf, yf = Xm[fit_idx], yv[fit_idx]
-        wf = None if w is None else w[fit_idx]
-        for key, cand in _candidates(base_ens, Xf, yf, wf, **grid_args):
+        rows = rows_for(fit_idx)
+        # the metric on fit rows is descriptive (how much a candidate overfits): a sample will do
+        fit_sub = fit_idx[_subsample(len(fit_idx), SCALE_ROWS)]
+        for key, cand in source.generate(rows):
+            if bar is not None:
+                bar.set_description(f"pruning: {key[0]}", refresh=False)
+                bar.update()
+            cand = finish(cand, rows)
+            if cand is None:
+                continue
             margin = cand.predict(Xm[judge_idx], output="margin")
             if key not in oof:
                 oof[key] = np.full((n, *margin.shape[1:]), np.nan)
             oof[key][judge_idx] = margin
-            fit_metric.setdefault(key, []).append(evaluate(cand, metric, Xf, yf, wf))
+            fit_metric.setdefault(key, []).append(_fit_score(
+                ens, metric, cand, Xm[fit_sub], original_margin[fit_sub],
+                None if yv is None else yv[fit_sub], None if w is None else w[fit_sub]))
             sizes.setdefault(key, []).append((cand.n_trees, cand.n_leaves))
             if len(folds) == 1:
                 kept[key] = cand
-        if bar is not None:
-            bar.update()
     if bar is not None:
+        bar.total = bar.n
         bar.close()
     timings["candidates"] = time.perf_counter() - t
 
     judged = np.unique(np.concatenate([j for _, j in folds]))
-    yj = yv[judged]
+    yj = None if yv is None else yv[judged]
     wj = None if w is None else w[judged]
-    original_margin = ens.predict(Xm[judged], output="margin")
-    original_metric = score_margin(ens, metric, original_margin, yj, wj)
-    rows: list[dict[str, Any]] = []
+    ref = original_margin[judged]
+    original_metric = _score(ens, metric, ref, ref, yj, wj)
+    rows_out: list[dict[str, Any]] = []
     keys: list[tuple] = []
     for key, margins in oof.items():
-        if len(sizes[key]) < len(folds):  # a budget that did not exist in every fold
+        if len(sizes[key]) < len(folds):  # a configuration that did not exist in every fold
             continue
         fold_sizes = np.array(sizes[key])
-        rows.append({"n_trees": int(round(fold_sizes[:, 0].mean())),
-                     "n_leaves": int(round(fold_sizes[:, 1].mean())),
-                     "refit": key[2], "leaf_fraction": key[1],
-                     "metric_fit": float(np.mean(fit_metric[key])),
-                     "metric_judge": score_margin(ens, metric, margins[judged], yj, wj),
-                     "se_diff": paired_se(ens, metric, margins[judged], original_margin, yj)})
+        rows_out.append(_path_row(ens, metric, key, fold_sizes, float(np.mean(fit_metric[key])),
+                                  margins[judged], ref, yj, wj))
         keys.append(key)
 
-    table = pd.DataFrame(rows)
-    choice = _choose(table, original_metric, sign, tolerance, max_leaves, max_trees, z)
+    table = pd.DataFrame(rows_out)
+    choice, z_used = _stopping.choose(table, original_metric, sign, tolerance, max_leaves,
+                                      max_trees, z, adjust=z_adjust)
     t = time.perf_counter()
     if choice < 0:
-        rows.append({"n_trees": base_ens.n_trees, "n_leaves": base_ens.n_leaves, "refit": False,
-                     "leaf_fraction": 1.0,
-                     "metric_fit": float("nan"),
-                     "metric_judge": evaluate(base_ens, metric, Xm[judged], yj, wj),
-                     "se_diff": 0.0})
-        table = pd.DataFrame(rows)
+        rows_out.append(_path_row(ens, metric, ("lossless", None, None, False),
+                                  np.array([[base_ens.n_trees, base_ens.n_leaves]]), math.nan,
+                                  base_ens.predict(Xm[judged], output="margin"), ref, yj, wj))
+        table = pd.DataFrame(rows_out)
         choice = len(table) - 1
         chosen = base_ens
     elif len(folds) == 1:
         chosen = kept[keys[choice]]
     else:
-        # the configuration chosen out of fold, fitted once more on every row
-        final = dict(_candidates(base_ens, Xm, yv, w, only=keys[choice], **grid_args))
-        chosen = final[keys[choice]]
+        # the configuration chosen out of fold, fitted once more on every non-confirm row
+        chosen = _final_fit(source, rows_for(keep), keys[choice],
+                            int(table["n_leaves"].iloc[choice]), max_leaves, max_trees, finish)
     timings["final_fit"] = time.perf_counter() - t
     table["chosen"] = False
     table.loc[choice, "chosen"] = True
+    holdout = _holdout(ens, metric, chosen, Xm[confirm], original_margin[confirm],
+                       None if yv is None else yv[confirm])
     timings["total"] = time.perf_counter() - t_start
     params = {"tolerance": tolerance, "max_leaves": max_leaves, "max_trees": max_trees,
-              "metric": metric, "cv": cv, "judge_fraction": judge_fraction if cv < 2 else None,
-              "l2": l2, "n_rounds": n_rounds, "max_selected": max_selected,
+              "metric": metric, "scale": scale, "families": list(fams), "cv": cv,
+              "judge_fraction": judge_fraction if cv < 2 else None,
+              "confirm_fraction": c_frac, "z": z, "z_adjusted": z_used, "l2": l2,
+              "n_rounds": n_rounds, "max_selected": max_selected,
               "random_state": random_state, "device": device, "n_rows": n,
+              "n_unlabeled": 0 if Xu is None else int(Xu.shape[0]),
+              "rows": {"fit": int(len(folds[0][0])) if cv < 2 else int(n_keep),
+                       "judge": int(len(judged)), "confirm": int(len(confirm))},
               "monotone_constraints": list(ens.monotone_constraints)}
     single = len(folds) == 1
-    warnings = prune_warnings(table, choice, original_metric, metric, sign > 0, tolerance, z,
-                              len(judged), fell_back=chosen is base_ens)
+    warnings = prune_warnings(table, choice, original_metric, metric, sign > 0, tolerance,
+                              z_used, len(judged), fell_back=chosen is base_ens)
     for message in warnings:
         log.warning(message)
     return PruneResult(model=chosen, original=ens, path=table, metric=metric,
                        original_metric=original_metric, timings=timings, params=params,
-                       fit_index=folds[0][0] if single else np.arange(n),
+                       fit_index=folds[0][0] if single else keep,
                        judge_index=folds[0][1] if single else judged,
                        candidates=[kept[k] for k in keys] if single else [chosen],
                        judge_X=Xm[judged] if single else None,
-                       judge_y=yj if single else None, warnings=warnings)
+                       judge_y=yj if single else None,
+                       confirm_index=confirm, holdout=holdout, warnings=warnings)
 
 
-def paired_se(ens: Ensemble, metric: str, margin: np.ndarray, reference: np.ndarray,
-              y: np.ndarray) -> float:
-    """Standard error of ``metric(margin) - metric(reference)`` on the same rows (unweighted).
-
-    AUC and Gini: DeLong's variance for two correlated AUCs. ``loss``: the standard error of the
-    mean per-row loss difference. ``ks``: not available (0).
-    """
-    from scipy.stats import rankdata
-
-    if metric in ("auc", "gini"):
-        pos, neg = y == 1, y == 0
-        m, k = int(pos.sum()), int(neg.sum())
-        if m < 2 or k < 2:
-            return 0.0
-        v10, v01 = [], []
-        for s in (margin, reference):
-            all_ranks = rankdata(s)
-            v10.append((all_ranks[pos] - rankdata(s[pos])) / k)
-            v01.append(1.0 - (all_ranks[neg] - rankdata(s[neg])) / m)
-        d10 = v10[0] - v10[1]
-        d01 = v01[0] - v01[1]
-        var = d10.var(ddof=1) / m + d01.var(ddof=1) / k
-        return float(np.sqrt(max(var, 0.0)) * (2.0 if metric == "gini" else 1.0))
-    if metric == "loss":
-        diff = ens.objective.row_loss(y, margin) - ens.objective.row_loss(y, reference)
-        return float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
-    return 0.0
+def _final_fit(source: Families, rows: FitRows, key: tuple, size: int, max_leaves: int | None,
+               max_trees: int | None, finish: Any) -> Ensemble:
+    """The configuration ``key`` fitted on ``rows``. A grown model stops early where it will, so
+    its prefix of the same rounds may not exist: then the prefix of the same model closest to
+    the size judged out of fold (within the budget) stands in."""
+    found = {k: c for k, c in source.generate(rows, only=key, any_prefix=True)}
+    if key in found:
+        out = finish(found[key], rows)
+        if out is not None:
+            return out
+    near = [(abs(c.n_leaves - size), k) for k, c in found.items()
+            if k[3] == key[3] and (max_leaves is None or c.n_leaves <= max_leaves)
+            and (max_trees is None or c.n_trees <= max_trees)]
+    for _, k in sorted(near, key=lambda t: t[0]):
+        out = finish(found[k], rows)
+        if out is not None:
+            return out
+    raise PruneError(f"the chosen configuration ({_detail(key)}) could not be fitted again on "
+                     "every row; pass cv=1")
 
 
-def _folds(y: np.ndarray, stratify: bool, cv: int, random_state: int
-           ) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import KFold, StratifiedKFold
+def _subsample(n: int, limit: int) -> np.ndarray:
+    """At most ``limit`` evenly spread positions of ``n`` rows (deterministic)."""
+    if n <= limit:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, limit).astype(np.int64))
 
-    if stratify and np.bincount(y.astype(np.int64)).min() >= cv:
-        splitter: Any = StratifiedKFold(cv, shuffle=True, random_state=random_state)
+
+def _families(families: Any) -> tuple[str, ...]:
+    if families is None:
+        return FAMILIES
+    if isinstance(families, str):
+        families = [families]
+    out = tuple(dict.fromkeys(str(f) for f in families))
+    unknown = [f for f in out if f not in FAMILIES]
+    if unknown or not out:
+        raise PruneError(f"unknown candidate families {unknown}; choose from {list(FAMILIES)}")
+    return out
+
+
+def _score(ens: Ensemble, metric: str, margin: np.ndarray, reference: np.ndarray,
+           y: np.ndarray | None, w: np.ndarray | None) -> float:
+    """``metric`` of ``margin``; fidelity is the Spearman correlation with ``reference``."""
+    if metric == "fidelity":
+        return _fidelity.spearman(reference, margin)
+    return score_margin(ens, metric, margin, y, w)
+
+
+def _fit_score(ens: Ensemble, metric: str, cand: Ensemble, X: np.ndarray, reference: np.ndarray,
+               y: np.ndarray | None, w: np.ndarray | None) -> float:
+    return _score(ens, metric, cand.predict(X, output="margin"), reference, y, w)
+
+
+def _path_row(ens: Ensemble, metric: str, key: tuple, fold_sizes: np.ndarray, metric_fit: float,
+              margin: np.ndarray, ref: np.ndarray, y: np.ndarray | None,
+              w: np.ndarray | None) -> dict[str, Any]:
+    family, a, b, refit = key
+    if metric in ("auc", "gini") and w is None:  # one ranking gives both
+        score, se = _stopping.auc_and_se(margin, y, ref)
+        if metric == "gini":
+            score, se = 2 * score - 1, 2 * se
     else:
-        splitter = KFold(cv, shuffle=True, random_state=random_state)
-    return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(len(y)), y)]
+        score = _score(ens, metric, margin, ref, y, w)
+        if metric == "fidelity":
+            se = _fidelity.spearman_se(score, len(ref))
+        else:
+            se = _stopping.paired_se(ens.objective, metric, margin, ref, y)
+    row = {"family": family, "detail": _detail(key),
+           "n_trees": int(round(fold_sizes[:, 0].mean())),
+           "n_leaves": int(round(fold_sizes[:, 1].mean())),
+           "refit": bool(refit),
+           "leaf_fraction": b if family in ("select", "collapse") else
+           (1.0 if family == "lossless" else math.nan),
+           "metric_fit": metric_fit, "metric_judge": score, "se_diff": se}
+    if margin.ndim == 1:
+        row.update(_fidelity.columns(ref, margin))
+    else:
+        row.update({"spearman": math.nan, "agreement_50": math.nan, "agreement_80": math.nan,
+                    "psi": math.nan})
+    if metric == "fidelity" and y is not None and ens.objective.is_binary:
+        row["auc_judge"] = score_margin(ens, "auc", margin, y, w)
+    return row
 
 
-def _choose(table: pd.DataFrame, original_metric: float, sign: float, tolerance: float | None,
-            max_leaves: int | None, max_trees: int | None, z: float = 0.0) -> int:
-    """Row of the smallest candidate within tolerance by ``z`` standard errors (or the best
-    within budget); -1: none."""
-    if table.empty:
-        return -1
-    within = np.ones(len(table), dtype=bool)
-    if max_leaves is not None:
-        within &= table["n_leaves"].to_numpy() <= max_leaves
-    if max_trees is not None:
-        within &= table["n_trees"].to_numpy() <= max_trees
-    judge = sign * table["metric_judge"].to_numpy()
-    if tolerance is not None:
-        margin_of_error = z * np.nan_to_num(table["se_diff"].to_numpy())
-        ok = within & (judge - sign * original_metric - margin_of_error >= -tolerance)
-        if not ok.any():
-            log.warning("no candidate is within tolerance %.4g; keeping the lossless model",
-                        tolerance)
-            return -1
-        order = np.lexsort((-judge, table["n_leaves"].to_numpy()))
-        return int(next(i for i in order if ok[i]))
-    if not within.any():
-        raise PruneError("no candidate fits the budget; raise max_leaves / max_trees")
-    return int(np.argmax(np.where(within, judge, -np.inf)))
+def _detail(key: tuple) -> str:
+    family, a, b, refit = key
+    tail = ", refit" if refit else ""
+    if family in ("select", "collapse"):
+        share = "budget" if b == "budget" else f"{b:g} of the leaves"
+        return f"{a} trees, {share}{tail}"
+    if family == "regrow":
+        return f"{a} old trees + {b} new rounds{tail}"
+    if family == "distill":
+        return f"depth {a}, {b} rounds{tail}"
+    if family == "distill+regrow":
+        return f"depth-{a} student + {b} new rounds{tail}"
+    return "lossless passes only"
 
 
-def _candidates(base_ens: Ensemble, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, *,
-                max_leaves: int | None, max_trees: int | None, l2: float, n_rounds: int,
-                device: str, max_selected: int, only: tuple | None = None):
-    """Yield ``((n_trees, leaf_fraction, refit), ensemble)`` over the grid, fitted on (X, y).
-
-    ``leaf_fraction`` is the share of the selected trees' leaves kept by the data-gain collapse
-    (or ``"budget"`` for exactly ``max_leaves``); ``only`` builds one configuration.
-    """
-    longest = only[0] if only is not None else min(max_selected, base_ens.n_trees)
-    path = datadriven.forward_selection_path(base_ens, X, y, longest, w)
-    grid = [k for k in TREE_GRID if k <= len(path)]
-    if max_trees is not None:
-        grid = [k for k in grid if k < max_trees] + [min(int(max_trees), len(path))]
-    grid = sorted(set(grid))
-    if only is not None:
-        grid = [min(only[0], len(path))]
-    for k in grid:
-        selected = datadriven.take_selection(base_ens, path, k)
-        # below two leaves per tree some trees turn into constants: pointless candidates
-        budgets: list[tuple[Any, int]] = []
-        for f in LEAF_FRACTIONS:
-            b = max(2 * k, int(round(selected.n_leaves * f)))
-            if f == 1.0 or b < selected.n_leaves:
-                budgets.append((f, min(b, selected.n_leaves)))
-        if max_leaves is not None:
-            budgets = [(f, b) for f, b in budgets if b <= max_leaves]
-            if selected.n_leaves > max_leaves >= 2 * k:
-                budgets.append(("budget", int(max_leaves)))
-        for label, budget in budgets:
-            if only is not None and only[1] != label:
-                continue
-            collapsed = selected
-            if budget < collapsed.n_leaves:
-                collapsed = datadriven.collapse_by_data(collapsed, X, y, budget, w, l2=l2)
-            # with and without the leaf refit: on small samples the refit can overfit the fit
-            # rows, and the held-out rows decide which one to trust
-            for refit in (False, True):
-                if only is not None and only[2] != refit:
-                    continue
-                cand = _refit(collapsed, X, y, w, l2, n_rounds, device) if refit else collapsed
-                yield (k, label, refit), cand
-
-
-def _refit(ens: Ensemble, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, l2: float,
-           n_rounds: int, device: str) -> Ensemble:
-    return datadriven.refit_leaves(ens, X, y, w, l2=l2, n_rounds=n_rounds, device=device)
-
-
-__all__ = ["prune", "PruneResult", "evaluate", "score_margin", "paired_se"]
+def _holdout(ens: Ensemble, metric: str, chosen: Ensemble, X: np.ndarray, ref: np.ndarray,
+             y: np.ndarray | None) -> dict[str, Any]:
+    """The chosen model on the confirm rows (which no decision used)."""
+    if len(X) == 0:
+        return {}
+    margin = chosen.predict(X, output="margin")
+    if metric != "fidelity" and ens.objective.is_binary and len(np.unique(y)) < 2:
+        return {}
+    value = _score(ens, metric, margin, ref, y, None)
+    original = _score(ens, metric, ref, ref, y, None)
+    if metric == "fidelity":
+        se = se_diff = _fidelity.spearman_se(value, len(ref))
+    else:
+        se = _stopping.metric_se(ens.objective, metric, margin, y)
+        se_diff = _stopping.paired_se(ens.objective, metric, margin, ref, y)
+    return {"rows": int(len(X)), "metric": value, "se": se, "original": original,
+            "diff": value - original, "se_diff": se_diff}

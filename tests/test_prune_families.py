@@ -1,0 +1,228 @@
+"""prune(): every candidate family, fidelity mode, the score scale and the stopping rule."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+from scipy.stats import spearmanr
+
+import treeprune as tp
+from treeprune import _fidelity, _stopping
+from treeprune.errors import DataError, PruneError
+
+
+def credit_like(n: int, seed: int = 0, n_features: int = 6):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_features))
+    logit = 1.2 * X[:, 0] - 0.8 * X[:, 1] + 0.5 * X[:, 2] * X[:, 3]
+    y = (logit + rng.logistic(size=n) > 0.3).astype(float)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = credit_like(5000)
+    return {"train": (X[:2000], y[:2000]), "prune": (X[2000:3500], y[2000:3500]),
+            "test": (X[3500:], y[3500:])}
+
+
+@pytest.fixture(scope="module")
+def xgb_model(data):
+    X, y = data["train"]
+    return xgb.train({"max_depth": 4, "eta": 0.1, "objective": "binary:logistic", "nthread": 1,
+                      "seed": 0}, xgb.DMatrix(X, y), 60)
+
+
+@pytest.fixture(scope="module")
+def lgb_model(data):
+    X, y = data["train"]
+    return lgb.train({"objective": "binary", "num_leaves": 12, "learning_rate": 0.1,
+                      "verbose": -1, "num_threads": 1, "seed": 0}, lgb.Dataset(X, y), 60)
+
+
+def native_margin(path, X):
+    if str(path).endswith(".txt"):
+        return lgb.Booster(model_file=str(path)).predict(X, raw_score=True)
+    return xgb.Booster(model_file=str(path)).predict(xgb.DMatrix(X), output_margin=True)
+
+
+@pytest.mark.parametrize("family", ["regrow", "distill", "distill+regrow"])
+@pytest.mark.parametrize("lib", ["xgboost", "lightgbm"])
+def test_grown_families_compete_and_reload_exactly(family, lib, data, xgb_model, lgb_model,
+                                                   tmp_path):
+    X, y = data["prune"]
+    model = xgb_model if lib == "xgboost" else lgb_model
+    r = tp.prune(model, X, y, families=[family], max_leaves=400, cv=1, random_state=0)
+    assert set(r.path["family"]) == {family}
+    assert r.model.n_leaves <= 400
+    row = r.path.iloc[r.chosen]
+    assert row["family"] == family
+    assert any(rec.name in ("regrow", "distill") for rec in r.model.history)
+    # every candidate of a cv=1 run is what the path describes, and reloads natively
+    for cand, (_, p) in zip(r.candidates, r.path.iterrows(), strict=False):
+        assert cand.n_leaves == p["n_leaves"]
+    out = tmp_path / ("m.json" if lib == "xgboost" else "m.txt")
+    r.model.save(out)
+    np.testing.assert_allclose(native_margin(out, X), r.model.predict(X, output="margin"),
+                               rtol=0, atol=1e-5)
+
+
+def test_all_families_share_one_path(data, xgb_model):
+    X, y = data["prune"]
+    r = tp.prune(xgb_model, X, y, tolerance=0.002, cv=1, random_state=1)
+    assert {"select", "collapse", "regrow", "distill", "distill+regrow"} <= set(r.path["family"])
+    for col in ("spearman", "agreement_50", "agreement_80", "psi", "detail", "se_diff"):
+        assert col in r.path and r.path[col].notna().all()
+    # the judge rows of every family are the same rows: the original's metric is one number
+    assert r.path["metric_judge"].between(0, 1).all()
+    assert len(np.intersect1d(r.fit_index, r.judge_index)) == 0
+    assert len(np.intersect1d(r.confirm_index, np.union1d(r.fit_index, r.judge_index))) == 0
+    h = r.holdout
+    assert h["rows"] == len(r.confirm_index) > 0
+    Xc, yc = X[r.confirm_index], y[r.confirm_index]
+    from sklearn.metrics import roc_auc_score
+
+    assert h["metric"] == pytest.approx(roc_auc_score(yc, r.model.predict(Xc, output="margin")))
+    assert h["se"] > 0 and h["se_diff"] >= 0
+
+
+def test_families_are_deterministic(data, xgb_model):
+    X, y = data["prune"]
+    kw = {"families": ["distill", "regrow"], "max_leaves": 150, "random_state": 4, "cv": 1}
+    a = tp.prune(xgb_model, X, y, **kw)
+    b = tp.prune(xgb_model, X, y, **kw)
+    pd.testing.assert_frame_equal(a.path, b.path)
+    np.testing.assert_array_equal(a.model.predict(X, output="margin"),
+                                  b.model.predict(X, output="margin"))
+
+
+def test_unlabeled_rows_feed_distillation(data, xgb_model):
+    X, y = data["prune"]
+    Xu = data["test"][0][:800]
+    r = tp.prune(xgb_model, X[:600], y[:600], X_unlabeled=Xu, families=["distill"],
+                 max_leaves=120, cv=1)
+    rec = next(rec for rec in r.model.history if rec.name == "distill")
+    assert rec.details["n_unlabeled"] == 800
+    assert r.params["n_unlabeled"] == 800
+    with pytest.raises(DataError):
+        tp.prune(xgb_model, X, y, X_unlabeled=Xu[:, :3], families=["distill"])
+    with pytest.raises(DataError):
+        tp.prune(xgb_model, X, y, X_unlabeled=Xu[:0], families=["distill"])
+
+
+def test_fidelity_mode_keeps_the_ranking_on_unseen_rows(data, xgb_model):
+    X, _ = data["prune"]
+    Xt, yt = data["test"]
+    ens = tp.load(xgb_model)
+    r = tp.prune(ens, X, metric="fidelity", random_state=0, cv=1)
+    assert r.metric == "fidelity" and r.params["scale"] == "original"
+    assert r.model.n_leaves < ens.n_leaves / 2
+    orig, new = ens.predict(Xt, output="margin"), r.model.predict(Xt, output="margin")
+    # the tolerance (0.01) holds on rows no decision saw
+    assert spearmanr(orig, new)[0] >= 0.99
+    assert r.holdout["metric"] >= 0.99
+    # the score scale is kept: decisions at a cutoff set on the original's scores hardly move
+    assert _fidelity.psi(orig, new) < 0.05
+    # with labels too: AUC is reported beside fidelity but does not choose
+    r2 = tp.prune(ens, X, data["prune"][1], metric="fidelity", families=["select"], cv=1)
+    assert "auc_judge" in r2.path
+
+
+def test_label_free_defaults_and_errors(data, xgb_model):
+    X, y = data["prune"]
+    with pytest.raises(PruneError, match="metric='fidelity'"):
+        tp.prune(xgb_model, X, metric="auc")
+    r = tp.prune(xgb_model, X, families=["select"], max_leaves=300, cv=1)
+    assert r.metric == "fidelity" and r.model.n_leaves <= 300
+    with pytest.raises(DataError, match="same score"):
+        tp.prune(xgb_model, np.tile(X[:1], (100, 1)), metric="fidelity")
+    ens = tp.load(xgb_model)
+    broken = ens.replace(value=np.where(ens.left < 0, np.nan, ens.value))
+    with pytest.raises(DataError, match="NaN"):
+        tp.prune(broken, X, metric="fidelity")
+    multi_X = np.random.default_rng(0).normal(size=(300, 3))
+    multi = xgb.train({"objective": "multi:softprob", "num_class": 3, "max_depth": 2,
+                       "nthread": 1}, xgb.DMatrix(multi_X, np.arange(300) % 3), 5)
+    with pytest.raises(PruneError, match="single-output"):
+        tp.prune(multi, multi_X, metric="fidelity")
+
+
+@pytest.mark.parametrize("lib", ["xgboost", "lightgbm"])
+def test_scale_choices(lib, data, xgb_model, lgb_model, tmp_path):
+    X, y = data["prune"]
+    model = xgb_model if lib == "xgboost" else lgb_model
+    ens = tp.load(model)
+    kw = {"families": ["select", "collapse"], "max_leaves": 60, "cv": 1, "random_state": 0}
+    cal = tp.prune(model, X, y, scale="calibrated", **kw)
+    orig = tp.prune(model, X, y, scale="original", **kw)
+    assert cal.params["scale"] == "calibrated" and orig.params["scale"] == "original"
+    assert any(rec.name == "rescale" for rec in orig.model.history)
+    assert not any(rec.name == "rescale" for rec in cal.model.history)
+    # the same candidates rank the same way, so the AUC path is unchanged by the scale
+    np.testing.assert_allclose(cal.path["metric_judge"], orig.path["metric_judge"], atol=1e-12)
+    # and the rescaled margins sit on the original's scale (fitted on the fit rows)
+    fit = orig.fit_index
+    m0, m1 = ens.predict(X[fit], output="margin"), orig.model.predict(X[fit], output="margin")
+    assert abs(m1.mean() - m0.mean()) < 0.05 * m0.std()
+    out = tmp_path / ("m.json" if lib == "xgboost" else "m.txt")
+    orig.model.save(out)
+    np.testing.assert_allclose(native_margin(out, X), orig.model.predict(X, output="margin"),
+                               rtol=0, atol=1e-5)
+    with pytest.raises(PruneError, match="scale"):
+        tp.prune(model, X, y, scale="probability")
+
+
+def test_bad_family_and_budget_equal_to_size(data, xgb_model):
+    X, y = data["prune"]
+    with pytest.raises(PruneError, match="families"):
+        tp.prune(xgb_model, X, y, families=["grow-more"])
+    n = tp.load(xgb_model).n_leaves
+    r = tp.prune(xgb_model, X, y, max_leaves=n, families=["select"], cv=1)
+    assert r.model.n_leaves <= n
+
+
+def test_progress_bar_names_the_family(data, xgb_model, capsys):
+    X, y = data["prune"]
+    tp.prune(xgb_model, X, y, families=["select", "distill"], max_leaves=200, progress=True,
+             cv=1, max_selected=8)
+    err = capsys.readouterr().err
+    assert "candidate" in err and ("distill" in err or "select" in err)
+
+
+def test_stopping_rule_does_not_take_the_luckiest():
+    """Many small candidates are truly 0.01 AUC worse than the original; on the judge rows one of
+    them looks better by luck. The adjusted rule must not pick such a candidate."""
+    rng = np.random.default_rng(0)
+    n_small, se = 60, 0.006
+    picked_bad = {False: 0, True: 0}
+    for _ in range(200):
+        true = np.full(n_small, -0.01)
+        judged = true + se * rng.standard_normal(n_small)
+        table = pd.DataFrame({
+            "family": np.repeat(["select", "collapse", "regrow", "distill", "distill+regrow"],
+                                n_small // 5).tolist() + ["select"],
+            "n_leaves": np.r_[np.arange(10, 10 + n_small), 1000],
+            "n_trees": 1,
+            # the big candidate is nearly the original: no loss, tiny standard error
+            "metric_judge": 0.8 + np.r_[judged, 0.0],
+            "se_diff": np.r_[np.full(n_small, se), 0.0002],
+        })
+        # the luckiest small candidate is known to be worse than the tolerance allows
+        for adjust in (False, True):
+            row, _ = _stopping.choose(table, 0.8, 1.0, 0.001, None, None, z=1.0, adjust=adjust)
+            picked_bad[adjust] += int(table["n_leaves"].iloc[row] < 1000)
+    assert picked_bad[True] <= 0.1 * 200
+    assert picked_bad[True] < picked_bad[False]
+
+
+def test_fidelity_figures():
+    a = np.arange(100.0)
+    assert _fidelity.columns(a, a) == pytest.approx({"spearman": 1.0, "agreement_50": 1.0,
+                                                     "agreement_80": 1.0, "psi": 0.0})
+    c = _fidelity.columns(a, -a)
+    assert c["spearman"] == pytest.approx(-1.0) and c["agreement_50"] == 0.0
+    assert _fidelity.spearman_se(1.0, 100) == 0.0
+    assert _fidelity.spearman_se(0.9, 1000) < _fidelity.spearman_se(0.9, 100)

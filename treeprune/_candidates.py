@@ -1,0 +1,279 @@
+"""The candidate families that :func:`treeprune.prune` judges against each other.
+
+Each family turns the lossless model and the *fit* rows into a path of smaller models:
+
+* ``select`` — forward selection and re-weighting of the old trees (``k`` of them);
+* ``collapse`` — the selected trees with their cheapest subtrees collapsed to a share of the
+  leaves;
+* ``regrow`` — a small selection, then new shallow trees boosted from its margin by the source
+  library's own trainer (prune, then retrain); sizes are prefixes of the new trees;
+* ``distill`` — a compact student of the same library trained on the original's margins (soft
+  targets, rows without outcomes included); sizes are prefixes of the student;
+* ``distill+regrow`` — the student, then new trees boosted from it on the labels.
+
+Every candidate comes with and without a joint leaf refit where a refit can change it (column
+``refit``). In fidelity mode the target is the original's margin instead of the labels: the same
+passes run under squared error against it (the objective is swapped for the fit and restored
+afterwards), and the growing families train on the margins.
+
+A candidate's key ``(family, a, b, refit)`` names its configuration in the same way on every
+fold, so that cross-fitting can score a configuration out of fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .ensemble import Ensemble
+from .objectives import Objective
+from .passes import datadriven
+
+TREE_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+LEAF_FRACTIONS = (1.0, 0.5, 0.25, 0.125)
+#: prefixes (number of boosting rounds) of grown models that become candidates
+ROUND_GRID = (2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
+#: families in the order they run
+FAMILIES = ("select", "collapse", "regrow", "distill", "distill+regrow")
+GROWN = ("regrow", "distill", "distill+regrow")
+
+
+@dataclass(frozen=True)
+class GrowSettings:
+    """How the growing families train (the source library's trainer does the work)."""
+
+    distill_depths: tuple[int, ...] = (2, 3)
+    regrow_depth: int = 2
+    regrow_bases: tuple[int, ...] = (4, 16)
+    n_estimators: int = 400
+    learning_rate: float = 0.1
+    inner_fraction: float = 0.2
+    early_stopping_rounds: int = 25
+    student_rounds_before_regrow: int = 16
+
+
+@dataclass
+class FitRows:
+    """What one fit has to work with.
+
+    ``y`` is what the passes minimise the loss against: the labels, or in fidelity mode the
+    original's margins (``target``). ``target`` is the original's margin on ``X``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    w: np.ndarray | None
+    target: np.ndarray
+    X_unlabeled: np.ndarray | None = None
+    labels: np.ndarray | None = None  # the outcomes, when there are any
+
+
+def squared_objective(ens: Ensemble) -> Objective:
+    """Squared error in the source library's spelling, for fitting the original's margins."""
+    name = "reg:squarederror" if ens.source == "xgboost" else "regression"
+    return Objective(name, "squared", "identity")
+
+
+class Families:
+    """Generate ``(key, candidate)`` pairs for every family on one set of fit rows."""
+
+    def __init__(self, base: Ensemble, *, fidelity: bool, families: tuple[str, ...],
+                 max_leaves: int | None, max_trees: int | None, l2: float, n_rounds: int,
+                 device: str, max_selected: int, random_state: int,
+                 grow: GrowSettings | None = None) -> None:
+        self.base = base
+        self.objective = base.objective
+        self.fidelity = fidelity
+        self.families = families
+        self.max_leaves = max_leaves
+        self.max_trees = max_trees
+        self.l2 = l2
+        self.n_rounds = n_rounds
+        self.device = device
+        self.max_selected = max_selected
+        self.random_state = random_state
+        self.grow = grow or GrowSettings()
+        self._any_prefix = False
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _fit_form(self, ens: Ensemble) -> Ensemble:
+        """The ensemble as the passes should see it (squared error in fidelity mode)."""
+        return ens.replace(objective=squared_objective(ens)) if self.fidelity else ens
+
+    def _restore(self, ens: Ensemble) -> Ensemble:
+        return ens.replace(objective=self.objective) if ens.objective is not self.objective \
+            else ens
+
+    def _fits_budget(self, ens: Ensemble) -> bool:
+        if self.max_leaves is not None and ens.n_leaves > self.max_leaves:
+            return False
+        return self.max_trees is None or ens.n_trees <= self.max_trees
+
+    def planned(self, n_trees: int) -> int:
+        """About how many candidates one fit yields (for the progress bar)."""
+        k = len([g for g in TREE_GRID if g <= min(self.max_selected, n_trees)])
+        out = 0
+        if "select" in self.families:
+            out += 2 * k
+        if "collapse" in self.families:
+            out += 2 * k * (len(LEAF_FRACTIONS) - 1)
+        n_prefix = 8
+        if "regrow" in self.families:
+            out += len(self.grow.regrow_bases) * n_prefix
+        if "distill" in self.families:
+            out += len(self.grow.distill_depths) * n_prefix * (1 if self.fidelity else 2)
+        if "distill+regrow" in self.families and not self.fidelity:
+            out += n_prefix
+        return out
+
+    # -- the families ----------------------------------------------------------------------------
+    def generate(self, rows: FitRows, only: tuple | None = None, any_prefix: bool = False
+                 ) -> Iterator[tuple[tuple, Ensemble]]:
+        """Yield ``((family, a, b, refit), candidate)``; ``only`` builds one configuration
+        (with ``any_prefix``, every prefix of its grown model)."""
+        self._any_prefix = any_prefix
+        want = self.families if only is None else (only[0],)
+        if any(f in want for f in ("select", "collapse", "regrow")):
+            yield from self._old_trees(rows, want, only)
+        if "distill" in want or "distill+regrow" in want:
+            yield from self._distilled(rows, want, only)
+
+    def _old_trees(self, rows: FitRows, want: tuple[str, ...], only: tuple | None):
+        base = self._fit_form(self.base)
+        if only is not None:
+            longest = only[1]
+        else:
+            longest = min(self.max_selected, base.n_trees)
+            if "regrow" in want:
+                longest = max(longest, max(self.grow.regrow_bases))
+        longest = min(longest, base.n_trees)
+        path = datadriven.forward_selection_path(base, rows.X, rows.y, longest, rows.w)
+        if len(path) == 0:
+            return
+        if "select" in want or "collapse" in want:
+            grid = [k for k in TREE_GRID if k <= min(len(path), self.max_selected)]
+            if self.max_trees is not None:
+                grid = [k for k in grid if k < self.max_trees] + [
+                    min(int(self.max_trees), len(path))]
+            grid = sorted(set(grid))
+            if only is not None:
+                grid = [min(only[1], len(path))]
+            for k in grid:
+                yield from self._select_collapse(base, path, k, rows, want, only)
+        if "regrow" in want:
+            for k in self.grow.regrow_bases:
+                if only is not None and only[1] != k:
+                    continue
+                if k > len(path):
+                    continue
+                selected = datadriven.take_selection(base, path, k)
+                yield from self._grown("regrow", k, selected, rows, only, labels=not self.fidelity)
+
+    def _select_collapse(self, base: Ensemble, path: Any, k: int, rows: FitRows,
+                         want: tuple[str, ...], only: tuple | None):
+        selected = datadriven.take_selection(base, path, k)
+        # below two leaves per tree some trees turn into constants: pointless candidates
+        budgets: list[tuple[Any, int]] = []
+        for f in LEAF_FRACTIONS:
+            b = max(2 * k, int(round(selected.n_leaves * f)))
+            if f == 1.0 or b < selected.n_leaves:
+                budgets.append((f, min(b, selected.n_leaves)))
+        if self.max_leaves is not None:
+            budgets = [(f, b) for f, b in budgets if b <= self.max_leaves]
+            if selected.n_leaves > self.max_leaves >= 2 * k:
+                budgets.append(("budget", int(self.max_leaves)))
+        for label, budget in budgets:
+            family = "select" if label == 1.0 else "collapse"
+            if family not in want or (only is not None and only[2] != label):
+                continue
+            collapsed = selected
+            if budget < collapsed.n_leaves:
+                collapsed = datadriven.collapse_by_data(collapsed, rows.X, rows.y, budget,
+                                                        rows.w, l2=self.l2)
+            # with and without the leaf refit: on small samples the refit can overfit the fit
+            # rows, and the held-out rows decide which one to trust
+            for refit in (False, True):
+                if only is not None and only[3] != refit:
+                    continue
+                if refit:
+                    cand = datadriven.refit_leaves(collapsed, rows.X, rows.y, rows.w, l2=self.l2,
+                                                   n_rounds=self.n_rounds, device=self.device)
+                else:
+                    cand = collapsed
+                yield (family, k, label, refit), self._restore(cand)
+
+    def _distilled(self, rows: FitRows, want: tuple[str, ...], only: tuple | None):
+        from .passes import growing
+
+        g = self.grow
+        depths = g.distill_depths
+        if only is not None:
+            depths = (only[1],)
+        for depth in depths:
+            if "distill+regrow" in want and "distill" not in want and depth != max(depths):
+                continue
+            student = growing.distill(
+                self.base, rows.X, target_margin=rows.target, sample_weight=rows.w,
+                X_unlabeled=rows.X_unlabeled, max_depth=depth, n_estimators=g.n_estimators,
+                learning_rate=g.learning_rate, inner_fraction=g.inner_fraction,
+                early_stopping_rounds=g.early_stopping_rounds,
+                monotone_constraints=self.base.monotone_constraints, device=self.device,
+                random_state=self.random_state)
+            student = self._restore(student)
+            if "distill" in want:
+                yield from self._prefixes("distill", depth, student, 0, rows, only,
+                                          refit=not self.fidelity)
+            if ("distill+regrow" in want and not self.fidelity and rows.labels is not None
+                    and depth == max(g.distill_depths)):
+                # a short student carries the original's ranking; new trees add what the labels
+                # say beyond it
+                from .trees import prefix
+
+                per_round = max(1, student.n_groups)
+                short = prefix(student, min(student.n_trees,
+                                            g.student_rounds_before_regrow * per_round))
+                yield from self._grown("distill+regrow", depth, short, rows, only, labels=True)
+
+    def _grown(self, family: str, a: int, start: Ensemble, rows: FitRows, only: tuple | None,
+               labels: bool):
+        """New shallow trees boosted from ``start``'s margin, as prefixes of the new trees."""
+        from .passes import growing
+
+        g = self.grow
+        fit_start = start if labels else self._fit_form(start)
+        y = rows.labels if labels else rows.y
+        grown = growing.regrow(
+            fit_start, rows.X, y, rows.w, max_depth=g.regrow_depth, n_estimators=g.n_estimators,
+            learning_rate=g.learning_rate, inner_fraction=g.inner_fraction,
+            early_stopping_rounds=g.early_stopping_rounds,
+            monotone_constraints=start.monotone_constraints, device=self.device,
+            random_state=self.random_state)
+        yield from self._prefixes(family, a, self._restore(grown), start.n_trees, rows, only,
+                                  refit=False)
+
+    def _prefixes(self, family: str, a: int, model: Ensemble, first: int, rows: FitRows,
+                  only: tuple | None, refit: bool):
+        """Candidates from the first ``first + j * n_groups`` trees of ``model``."""
+        from .trees import prefix
+
+        per_round = max(1, model.n_groups)
+        rounds = (model.n_trees - first) // per_round
+        grid: list[Any] = [j for j in ROUND_GRID if j < rounds] + ["all"]
+        for j in grid:
+            if only is not None and only[2] != j and not self._any_prefix:
+                continue
+            n = model.n_trees if j == "all" else first + int(j) * per_round
+            cand = model if n == model.n_trees else prefix(model, n)
+            if not self._fits_budget(cand):
+                continue
+            for r in ((False, True) if refit else (False,)):
+                if only is not None and only[3] != r:
+                    continue
+                out = cand
+                if r:
+                    out = datadriven.refit_leaves(cand, rows.X, rows.labels, rows.w, l2=self.l2,
+                                                  n_rounds=self.n_rounds, device=self.device)
+                yield (family, a, j, r), out
