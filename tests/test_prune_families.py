@@ -12,6 +12,7 @@ from scipy.stats import spearmanr
 import treeprune as tp
 from treeprune import _fidelity, _stopping
 from treeprune.errors import DataError, PruneError
+from treeprune.metrics import psi
 
 
 def credit_like(n: int, seed: int = 0, n_features: int = 6):
@@ -225,4 +226,12 @@ def test_fidelity_figures():
     c = _fidelity.columns(a, -a)
     assert c["spearman"] == pytest.approx(-1.0) and c["agreement_50"] == 0.0
     assert _fidelity.spearman_se(1.0, 100) == 0.0
+    # the cached comparison gives the figures of the plain functions
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=500)
+    z = x + rng.normal(scale=0.5, size=500) + 0.3
+    ref = _fidelity.Reference(x).columns(z)
+    assert ref["psi"] == pytest.approx(float(psi(x, z).value), rel=1e-12)
+    assert ref["spearman"] == pytest.approx(spearmanr(x, z)[0], rel=1e-12)
+    assert ref["agreement_80"] == _fidelity.agreement(x, z, 0.8)
     assert _fidelity.spearman_se(0.9, 1000) < _fidelity.spearman_se(0.9, 100)

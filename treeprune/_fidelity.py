@@ -71,11 +71,52 @@ def psi(original: np.ndarray, other: np.ndarray) -> float:
 def columns(original: np.ndarray, other: np.ndarray) -> dict[str, float]:
     """The fidelity columns of a pruning path: ``spearman``, ``agreement_50``, ``agreement_80``,
     ``psi``, all of ``other`` against ``original`` (single-output margins on the same rows)."""
-    out = {"spearman": spearman(original, other)}
-    for rate in APPROVAL_RATES:
-        out[f"agreement_{int(round(rate * 100))}"] = agreement(original, other, rate)
-    out["psi"] = psi(original, other)
-    return out
+    return Reference(original).columns(other)
+
+
+class Reference:
+    """The original's scores on some rows, with what every comparison needs computed once
+    (ranks, approvals at each rate, PSI bins): a pruning path compares hundreds of candidates
+    with the same original."""
+
+    def __init__(self, original: np.ndarray) -> None:
+        from .metrics import PSI_EPSILON
+
+        self.original = np.asarray(original, dtype=np.float64)
+        n = len(self.original)
+        self.constant = n < 2 or np.ptp(self.original) == 0
+        self.rank = rankdata(self.original)
+        self.approved = {}
+        for rate in APPROVAL_RATES:
+            k = int(round(rate * n))
+            approve = np.zeros(n, dtype=bool)
+            approve[np.argsort(self.original, kind="stable")[:k]] = True
+            self.approved[rate] = (approve, k)
+        # the bins of treeprune.metrics.psi: deciles of the original, lower < x <= upper
+        self.inner = np.unique(np.quantile(self.original, np.arange(1, 10) / 10))
+        counts = np.bincount(np.searchsorted(self.inner, self.original, side="left"),
+                             minlength=len(self.inner) + 1)
+        self.eps = PSI_EPSILON
+        self.expected = np.where(counts == 0, self.eps, counts / max(n, 1))
+
+    def columns(self, other: np.ndarray) -> dict[str, float]:
+        other = np.asarray(other, dtype=np.float64)
+        n = len(other)
+        if self.constant or np.ptp(other) == 0:
+            out = {"spearman": math.nan}
+        else:
+            out = {"spearman": float(np.corrcoef(self.rank, rankdata(other))[0, 1])}
+        order = np.argsort(other, kind="stable")
+        for rate in APPROVAL_RATES:
+            approve, k = self.approved[rate]
+            mine = np.zeros(n, dtype=bool)
+            mine[order[:k]] = True
+            out[f"agreement_{int(round(rate * 100))}"] = float(np.mean(mine == approve))
+        counts = np.bincount(np.searchsorted(self.inner, other, side="left"),
+                             minlength=len(self.inner) + 1)
+        actual = np.where(counts == 0, self.eps, counts / max(n, 1))
+        out["psi"] = float(np.sum((actual - self.expected) * np.log(actual / self.expected)))
+        return out
 
 
 def normal_quantile(p: float) -> float:

@@ -108,6 +108,27 @@ def auc_and_se(margin: np.ndarray, y: np.ndarray, reference: np.ndarray | None =
     return auc, float(math.sqrt(max(var, 0.0)))
 
 
+class PairedAUC:
+    """:func:`auc_and_se` against one reference on fixed rows, the reference's part computed
+    once (a pruning path compares hundreds of candidates with the same original)."""
+
+    def __init__(self, reference: np.ndarray, y: np.ndarray) -> None:
+        self.pos, self.neg = y == 1, y == 0
+        self.m, self.k = int(self.pos.sum()), int(self.neg.sum())
+        if self.m >= 1 and self.k >= 1:
+            self.r10, self.r01 = _delong_components(reference, self.pos, self.neg)
+
+    def __call__(self, margin: np.ndarray) -> tuple[float, float]:
+        if self.m < 1 or self.k < 1:
+            return math.nan, 0.0
+        v10, v01 = _delong_components(margin, self.pos, self.neg)
+        auc = float(v10.mean())
+        if self.m < 2 or self.k < 2:
+            return auc, 0.0
+        var = (v10 - self.r10).var(ddof=1) / self.m + (v01 - self.r01).var(ddof=1) / self.k
+        return auc, float(math.sqrt(max(var, 0.0)))
+
+
 def auc_se(margin: np.ndarray, y: np.ndarray, reference: np.ndarray | None = None) -> float:
     """DeLong standard error of an AUC, or of the difference of two AUCs on the same rows."""
     return auc_and_se(margin, y, reference)[1]

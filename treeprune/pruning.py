@@ -37,8 +37,9 @@ SCALES = ("original", "calibrated")
 CROSSFIT_BELOW = 4000
 #: the confirm slice needs at least this many rows to be kept
 MIN_CONFIRM_ROWS = 40
-#: fit rows used for the score-scale fit and the descriptive fit metric
+#: fit rows used for the score-scale fit and for the (descriptive) metric on fit rows
 SCALE_ROWS = 5000
+FIT_METRIC_ROWS = 2000
 
 
 @dataclass
@@ -459,7 +460,7 @@ def prune(
     for fit_idx, judge_idx in folds:
         rows = rows_for(fit_idx)
         # the metric on fit rows is descriptive (how much a candidate overfits): a sample will do
-        fit_sub = fit_idx[_subsample(len(fit_idx), SCALE_ROWS)]
+        fit_sub = fit_idx[_subsample(len(fit_idx), FIT_METRIC_ROWS)]
         for key, cand in source.generate(rows):
             if bar is not None:
                 bar.set_description(f"pruning: {key[0]}", refresh=False)
@@ -489,12 +490,13 @@ def prune(
     original_metric = _score(ens, metric, ref, ref, yj, wj)
     rows_out: list[dict[str, Any]] = []
     keys: list[tuple] = []
+    judge = _Judge(ens, metric, ref, yj, wj)
     for key, margins in oof.items():
         if len(sizes[key]) < len(folds):  # a configuration that did not exist in every fold
             continue
         fold_sizes = np.array(sizes[key])
-        rows_out.append(_path_row(ens, metric, key, fold_sizes, float(np.mean(fit_metric[key])),
-                                  margins[judged], ref, yj, wj))
+        rows_out.append(judge.row(key, fold_sizes, float(np.mean(fit_metric[key])),
+                                  margins[judged]))
         keys.append(key)
 
     table = pd.DataFrame(rows_out)
@@ -502,9 +504,9 @@ def prune(
                                       max_trees, z, adjust=z_adjust)
     t = time.perf_counter()
     if choice < 0:
-        rows_out.append(_path_row(ens, metric, ("lossless", None, None, False),
+        rows_out.append(judge.row(("lossless", None, None, False),
                                   np.array([[base_ens.n_trees, base_ens.n_leaves]]), math.nan,
-                                  base_ens.predict(Xm[judged], output="margin"), ref, yj, wj))
+                                  base_ens.predict(Xm[judged], output="margin")))
         table = pd.DataFrame(rows_out)
         choice = len(table) - 1
         chosen = base_ens
@@ -598,35 +600,45 @@ def _fit_score(ens: Ensemble, metric: str, cand: Ensemble, X: np.ndarray, refere
     return _score(ens, metric, cand.predict(X, output="margin"), reference, y, w)
 
 
-def _path_row(ens: Ensemble, metric: str, key: tuple, fold_sizes: np.ndarray, metric_fit: float,
-              margin: np.ndarray, ref: np.ndarray, y: np.ndarray | None,
-              w: np.ndarray | None) -> dict[str, Any]:
-    family, a, b, refit = key
-    if metric in ("auc", "gini") and w is None:  # one ranking gives both
-        score, se = _stopping.auc_and_se(margin, y, ref)
-        if metric == "gini":
-            score, se = 2 * score - 1, 2 * se
-    else:
-        score = _score(ens, metric, margin, ref, y, w)
-        if metric == "fidelity":
-            se = _fidelity.spearman_se(score, len(ref))
+class _Judge:
+    """One path row per candidate, on the judge rows (the original's share of every comparison
+    computed once)."""
+
+    def __init__(self, ens: Ensemble, metric: str, ref: np.ndarray, y: np.ndarray | None,
+                 w: np.ndarray | None) -> None:
+        self.ens, self.metric, self.ref, self.y, self.w = ens, metric, ref, y, w
+        self.single = ref.ndim == 1
+        self.fidelity = _fidelity.Reference(ref) if self.single else None
+        self.fast_auc = metric in ("auc", "gini") and w is None
+        self.paired = _stopping.PairedAUC(ref, y) if self.fast_auc else None
+        self.with_auc = metric == "fidelity" and y is not None and ens.objective.is_binary
+
+    def row(self, key: tuple, fold_sizes: np.ndarray, metric_fit: float, margin: np.ndarray
+            ) -> dict[str, Any]:
+        family, a, b, refit = key
+        figures = self.fidelity.columns(margin) if self.fidelity is not None else {
+            "spearman": math.nan, "agreement_50": math.nan, "agreement_80": math.nan,
+            "psi": math.nan}
+        if self.paired is not None:  # one ranking gives both
+            score, se = self.paired(margin)
+            if self.metric == "gini":
+                score, se = 2 * score - 1, 2 * se
+        elif self.metric == "fidelity":
+            score = figures["spearman"]
+            se = _fidelity.spearman_se(score, len(self.ref))
         else:
-            se = _stopping.paired_se(ens.objective, metric, margin, ref, y)
-    row = {"family": family, "detail": _detail(key),
-           "n_trees": int(round(fold_sizes[:, 0].mean())),
-           "n_leaves": int(round(fold_sizes[:, 1].mean())),
-           "refit": bool(refit),
-           "leaf_fraction": b if family in ("select", "collapse") else
-           (1.0 if family == "lossless" else math.nan),
-           "metric_fit": metric_fit, "metric_judge": score, "se_diff": se}
-    if margin.ndim == 1:
-        row.update(_fidelity.columns(ref, margin))
-    else:
-        row.update({"spearman": math.nan, "agreement_50": math.nan, "agreement_80": math.nan,
-                    "psi": math.nan})
-    if metric == "fidelity" and y is not None and ens.objective.is_binary:
-        row["auc_judge"] = score_margin(ens, "auc", margin, y, w)
-    return row
+            score = _score(self.ens, self.metric, margin, self.ref, self.y, self.w)
+            se = _stopping.paired_se(self.ens.objective, self.metric, margin, self.ref, self.y)
+        row = {"family": family, "detail": _detail(key),
+               "n_trees": int(round(fold_sizes[:, 0].mean())),
+               "n_leaves": int(round(fold_sizes[:, 1].mean())),
+               "refit": bool(refit),
+               "leaf_fraction": b if family in ("select", "collapse") else
+               (1.0 if family == "lossless" else math.nan),
+               "metric_fit": metric_fit, "metric_judge": score, "se_diff": se, **figures}
+        if self.with_auc:
+            row["auc_judge"] = score_margin(self.ens, "auc", margin, self.y, self.w)
+        return row
 
 
 def _detail(key: tuple) -> str:
