@@ -54,7 +54,7 @@ def test_prune_shrinks_and_writes_exactly(lib, binary_data, xgb_model, lgb_model
     _, _, Xv, yv = binary_data
     model = xgb_model if lib == "xgboost" else lgb_model
     ens = tp.load(model)
-    result = tp.prune(ens, Xv, yv, tolerance=0.005, random_state=0, cv=1)
+    result = tp.prune(ens, Xv, yv, tolerance=0.005, random_state=0, cv=1, max_selected=32)
     pruned = result.model
     assert pruned.n_leaves < ens.n_leaves / 4
     # the choice honours the tolerance, by z standard errors, on the held-out rows
@@ -88,8 +88,8 @@ def test_prune_shrinks_and_writes_exactly(lib, binary_data, xgb_model, lgb_model
 
 def test_prune_is_deterministic(binary_data, xgb_model):
     _, _, Xv, yv = binary_data
-    a = tp.prune(xgb_model, Xv, yv, tolerance=0.002, random_state=3)
-    b = tp.prune(xgb_model, Xv, yv, tolerance=0.002, random_state=3)
+    a = tp.prune(xgb_model, Xv, yv, tolerance=0.002, random_state=3, cv=1, max_selected=16)
+    b = tp.prune(xgb_model, Xv, yv, tolerance=0.002, random_state=3, cv=1, max_selected=16)
     np.testing.assert_array_equal(a.model.predict(Xv, output="margin"),
                                   b.model.predict(Xv, output="margin"))
     assert a.path.equals(b.path)
@@ -98,9 +98,9 @@ def test_prune_is_deterministic(binary_data, xgb_model):
 
 def test_budget_is_respected(binary_data, xgb_model):
     _, _, Xv, yv = binary_data
-    r = tp.prune(xgb_model, Xv, yv, max_leaves=40)
+    r = tp.prune(xgb_model, Xv, yv, max_leaves=40, cv=1, max_selected=16)
     assert r.model.n_leaves <= 40
-    r = tp.prune(xgb_model, Xv, yv, max_trees=5)
+    r = tp.prune(xgb_model, Xv, yv, max_trees=5, cv=1, families=["select", "collapse"])
     assert r.model.n_trees <= 5
 
 
@@ -109,7 +109,7 @@ def test_prune_does_not_touch_the_input(binary_data, xgb_model):
     before = xgb_model.save_raw("json")
     ens = tp.load(xgb_model)
     values = ens.value.copy()
-    tp.prune(ens, Xv, yv, max_trees=4)
+    tp.prune(ens, Xv, yv, max_trees=4, cv=1, max_selected=8)
     assert xgb_model.save_raw("json") == before
     np.testing.assert_array_equal(ens.value, values)
 
@@ -152,13 +152,13 @@ def test_regression_and_multiclass():
     y_reg = X[:, 0] * 2 + np.sin(X[:, 1]) + rng.normal(scale=0.3, size=1600)
     reg = xgb.train({"max_depth": 4, "eta": 0.1, "nthread": 1}, xgb.DMatrix(X[:800], y_reg[:800]),
                     80)
-    r = tp.prune(reg, X[800:], y_reg[800:], tolerance=0.01)
+    r = tp.prune(reg, X[800:], y_reg[800:], tolerance=0.01, cv=1, max_selected=32)
     assert r.metric == "loss" and r.model.n_leaves < tp.load(reg).n_leaves
     assert r.chosen_metric <= r.original_metric + 0.01
     y_cls = np.digitize(X[:, 0] + 0.5 * X[:, 2], [-0.5, 0.5]).astype(float)
     clf = lgb.train({"objective": "multiclass", "num_class": 3, "num_leaves": 7, "verbose": -1,
                      "num_threads": 1}, lgb.Dataset(X[:800], y_cls[:800]), 40)
-    r = tp.prune(clf, X[800:], y_cls[800:], tolerance=0.02)
+    r = tp.prune(clf, X[800:], y_cls[800:], tolerance=0.02, cv=1, max_selected=16)
     assert r.model.n_trees % 1 == 0 and r.model.n_leaves < tp.load(clf).n_leaves
     txt = r.model.to_lightgbm().predict(X[800:], raw_score=True)
     np.testing.assert_allclose(txt, r.model.predict(X[800:], output="margin"), atol=1e-5)
@@ -210,7 +210,7 @@ def test_monotone_constraints_survive_pruning(lib):
                           lgb.Dataset(X[:1500], y[:1500]), 60)
     ens = tp.load(model)
     assert tuple(ens.monotone_constraints[:2]) == (1, -1)
-    result = tp.prune(ens, X[1500:], y[1500:], tolerance=0.01)
+    result = tp.prune(ens, X[1500:], y[1500:], tolerance=0.01, cv=1, max_selected=16)
     grid = np.linspace(-4, 4, 161)
     rows = X[1500:1700]
     _is_monotone(result.model, rows, 0, 1, grid)
@@ -231,7 +231,7 @@ def test_monotone_constraints_given_for_a_file(tmp_path):
     path = tmp_path / "mono.json"
     model.save_model(path)
     assert not any(tp.load(path).monotone_constraints)
-    result = tp.prune(path, X[1200:], y[1200:], tolerance=0.01,
+    result = tp.prune(path, X[1200:], y[1200:], tolerance=0.01, cv=1, max_selected=16,
                       monotone_constraints={"a": 1})
     assert result.model.monotone_constraints[0] == 1
     _is_monotone(result.model, X[1200:1300], 0, 1, np.linspace(-4, 4, 81))

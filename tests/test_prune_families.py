@@ -33,15 +33,15 @@ def data():
 @pytest.fixture(scope="module")
 def xgb_model(data):
     X, y = data["train"]
-    return xgb.train({"max_depth": 4, "eta": 0.1, "objective": "binary:logistic", "nthread": 1,
-                      "seed": 0}, xgb.DMatrix(X, y), 60)
+    return xgb.train({"max_depth": 3, "eta": 0.1, "objective": "binary:logistic", "nthread": 1,
+                      "seed": 0}, xgb.DMatrix(X, y), 40)
 
 
 @pytest.fixture(scope="module")
 def lgb_model(data):
     X, y = data["train"]
-    return lgb.train({"objective": "binary", "num_leaves": 12, "learning_rate": 0.1,
-                      "verbose": -1, "num_threads": 1, "seed": 0}, lgb.Dataset(X, y), 60)
+    return lgb.train({"objective": "binary", "num_leaves": 8, "learning_rate": 0.1,
+                      "verbose": -1, "num_threads": 1, "seed": 0}, lgb.Dataset(X, y), 40)
 
 
 def native_margin(path, X):
@@ -56,9 +56,9 @@ def test_grown_families_compete_and_reload_exactly(family, lib, data, xgb_model,
                                                    tmp_path):
     X, y = data["prune"]
     model = xgb_model if lib == "xgboost" else lgb_model
-    r = tp.prune(model, X, y, families=[family], max_leaves=400, cv=1, random_state=0)
+    r = tp.prune(model, X, y, families=[family], max_leaves=250, cv=1, random_state=0)
     assert set(r.path["family"]) == {family}
-    assert r.model.n_leaves <= 400
+    assert r.model.n_leaves <= 250
     row = r.path.iloc[r.chosen]
     assert row["family"] == family
     assert any(rec.name in ("regrow", "distill") for rec in r.model.history)
@@ -73,7 +73,7 @@ def test_grown_families_compete_and_reload_exactly(family, lib, data, xgb_model,
 
 def test_all_families_share_one_path(data, xgb_model):
     X, y = data["prune"]
-    r = tp.prune(xgb_model, X, y, tolerance=0.002, cv=1, random_state=1)
+    r = tp.prune(xgb_model, X, y, tolerance=0.002, cv=1, random_state=1, max_selected=8)
     assert {"select", "collapse", "regrow", "distill", "distill+regrow"} <= set(r.path["family"])
     for col in ("spearman", "agreement_50", "agreement_80", "psi", "detail", "se_diff"):
         assert col in r.path and r.path[col].notna().all()
@@ -118,7 +118,7 @@ def test_fidelity_mode_keeps_the_ranking_on_unseen_rows(data, xgb_model):
     X, _ = data["prune"]
     Xt, yt = data["test"]
     ens = tp.load(xgb_model)
-    r = tp.prune(ens, X, metric="fidelity", random_state=0, cv=1)
+    r = tp.prune(ens, X, metric="fidelity", random_state=0, cv=1, max_selected=16)
     assert r.metric == "fidelity" and r.params["scale"] == "original"
     assert r.model.n_leaves < ens.n_leaves / 2
     orig, new = ens.predict(Xt, output="margin"), r.model.predict(Xt, output="margin")
@@ -156,7 +156,8 @@ def test_scale_choices(lib, data, xgb_model, lgb_model, tmp_path):
     X, y = data["prune"]
     model = xgb_model if lib == "xgboost" else lgb_model
     ens = tp.load(model)
-    kw = {"families": ["select", "collapse"], "max_leaves": 60, "cv": 1, "random_state": 0}
+    kw = {"families": ["select", "collapse"], "max_leaves": 60, "cv": 1, "random_state": 0,
+          "max_selected": 16}
     cal = tp.prune(model, X, y, scale="calibrated", **kw)
     orig = tp.prune(model, X, y, scale="original", **kw)
     assert cal.params["scale"] == "calibrated" and orig.params["scale"] == "original"

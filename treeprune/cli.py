@@ -5,6 +5,8 @@
     treeprune inspect MODEL [--json]
     treeprune prune MODEL --data FILE --target COL [--positive-label V]
                     [--tolerance T | --max-leaves N | --max-trees N]
+                    [--metric auc|gini|ks|loss|fidelity] [--scale original|calibrated]
+                    [--unlabeled FILE] [--monotone SPEC] [--cv N|auto] [--device cpu|cuda|auto]
                     --out FILE [--report FILE] [--random-state N] [--force]
     treeprune compare A B --data FILE [--target COL [--positive-label V]] [--json]
     treeprune bench MODEL --data FILE [--rows N] [--json]
@@ -171,6 +173,43 @@ def _check_report_out(path: Path) -> None:
                        f"name it {path.stem}.html or {path.stem}.md")
 
 
+def _parse_cv(text: str) -> int | str:
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        folds = int(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give a whole number of folds or 'auto'",
+                                 param_hint="--cv") from None
+    if folds < 1:
+        raise click.BadParameter(f"{folds}: at least 1 fold", param_hint="--cv")
+    return folds
+
+
+def _parse_monotone(text: str | None) -> Any:
+    """``--monotone``: JSON (object by feature name, or list) or ``name=+1,name=-1``."""
+    if text is None:
+        return None
+    text = text.strip()
+    if text[:1] in "{[":
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON ({exc.msg})", param_hint="--monotone"
+                                     ) from None
+        if not isinstance(value, (dict, list)):
+            raise click.BadParameter("give a JSON object or list", param_hint="--monotone")
+        return value
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, sign = part.rpartition("=")
+        if not sep or not name or sign.strip() not in ("+1", "1", "-1", "0"):
+            raise click.BadParameter(f"{part!r}: write name=+1, name=-1 or name=0",
+                                     param_hint="--monotone")
+        out[name.strip()] = int(sign)
+    return out
+
+
 def _load_model(path: str) -> Any:
     from .io import load
 
@@ -262,15 +301,30 @@ def inspect(model: str, as_json: bool) -> None:
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
               help="Validation data (CSV or Parquet), not the training set.")
-@click.option("--target", required=True, help="Label column in the data.")
+@click.option("--target", default=None,
+              help="Label column in the data (not needed with --metric fidelity).")
 @positive_label_option
 @click.option("--tolerance", type=float, default=None,
-              help="Allowed loss of the metric on the judge rows (default 0.001).")
+              help="Allowed loss of the metric on the judge rows (default 0.001; fidelity: "
+                   "0.01 of Spearman).")
 @click.option("--max-leaves", type=int, default=None,
               help="Leaf budget instead of a tolerance (the model's own size keeps every leaf).")
 @click.option("--max-trees", type=int, default=None, help="Tree budget instead of a tolerance.")
-@click.option("--metric", type=click.Choice(["auc", "gini", "ks", "loss"]), default=None,
-              help="Metric that chooses (default auc for binary models, loss otherwise).")
+@click.option("--metric", type=click.Choice(["auc", "gini", "ks", "loss", "fidelity"]),
+              default=None,
+              help="Metric that chooses (default auc for binary models, loss otherwise; "
+                   "fidelity: keep the original's ranking, no labels needed).")
+@click.option("--scale", type=click.Choice(["original", "calibrated"]), default=None,
+              help="Keep the original's score scale (default with fidelity) or the fitted one.")
+@click.option("--unlabeled", "unlabeled_path", type=click.Path(dir_okay=False), default=None,
+              help="Extra rows without outcomes (CSV or Parquet) for the distilled students.")
+@click.option("--monotone", default=None,
+              help="Monotone constraints to keep: JSON ({\"age\": 1} or [1,0,-1]) or "
+                   "name=+1,name=-1.")
+@click.option("--cv", default="auto", show_default=True,
+              help="Cross-fitting folds (1: one fit/judge split; auto: 3 below 4,000 rows).")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu",
+              show_default=True, help="Where refits and the native trainers run.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Pruned model file (.json/.ubj XGBoost, .txt LightGBM).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
@@ -281,12 +335,19 @@ def inspect(model: str, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @quiet_option
 @json_option
-def prune(model: str, data_path: str, target: str, positive_label: str | None,
+def prune(model: str, data_path: str, target: str | None, positive_label: str | None,
           tolerance: float | None, max_leaves: int | None, max_trees: int | None,
-          metric: str | None, out_path: str, report_path: str | None, random_state: int,
-          categories: str, force: bool, quiet: bool, as_json: bool) -> None:
+          metric: str | None, scale: str | None, unlabeled_path: str | None,
+          monotone: str | None, cv: str, device: str, out_path: str, report_path: str | None,
+          random_state: int, categories: str, force: bool, quiet: bool, as_json: bool) -> None:
     """Prune MODEL on validation data and save the smaller model."""
     from .pruning import prune as run_prune
+
+    if target is None and metric != "fidelity":
+        raise click.UsageError("--target names the label column; without labels use "
+                               "--metric fidelity")
+    folds = _parse_cv(cv)
+    constraints = _parse_monotone(monotone)
 
     budgets = [n for n, v in (("--tolerance", tolerance), ("--max-leaves", max_leaves),
                               ("--max-trees", max_trees)) if v is not None]
@@ -307,9 +368,17 @@ def prune(model: str, data_path: str, target: str, positive_label: str | None,
     _check_model_out(ens, out)
     say(quiet, f"reading {data_path}")
     X, y = _read_rows(data_path, target, [ens], categories)
+    X_unlabeled = None
+    if unlabeled_path is not None:
+        say(quiet, f"reading {unlabeled_path}")
+        X_unlabeled, _ = _read_rows(unlabeled_path, None, [ens], categories)
+        if target is not None and target in X_unlabeled.columns:
+            X_unlabeled = X_unlabeled.drop(columns=[target])
     result = run_prune(ens, X, y, tolerance=tolerance, max_leaves=max_leaves,
                        max_trees=max_trees, metric=metric, random_state=random_state,
-                       positive_label=positive_label, progress=not quiet)
+                       positive_label=positive_label, scale=scale, X_unlabeled=X_unlabeled,
+                       monotone_constraints=constraints, cv=folds, device=device,
+                       progress=not quiet)
     result.model.save(out, overwrite=True)
     say(quiet, f"wrote {out}")
     if report is not None:
