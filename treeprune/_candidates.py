@@ -48,7 +48,10 @@ class GrowSettings:
     distill_depths: tuple[int, ...] = (2, 3)
     regrow_depth: int = 2
     regrow_bases: tuple[int, ...] = (4, 16)
-    n_estimators: int = 400
+    n_estimators: int = 300
+    #: below this many rows the native trainers run on one thread: as fast on so few rows, and
+    #: immune to the spin-waiting of threads on a busy machine
+    one_thread_below: int = 20000
     learning_rate: float = 0.1
     inner_fraction: float = 0.2
     early_stopping_rounds: int = 25
@@ -106,6 +109,10 @@ class Families:
     def _restore(self, ens: Ensemble) -> Ensemble:
         return ens.replace(objective=self.objective) if ens.objective is not self.objective \
             else ens
+
+    def _n_jobs(self, rows: FitRows) -> int | None:
+        n = len(rows.X) + (0 if rows.X_unlabeled is None else len(rows.X_unlabeled))
+        return 1 if n < self.grow.one_thread_below else None
 
     def _fits_budget(self, ens: Ensemble) -> bool:
         if self.max_leaves is not None and ens.n_leaves > self.max_leaves:
@@ -221,7 +228,7 @@ class Families:
                 learning_rate=g.learning_rate, inner_fraction=g.inner_fraction,
                 early_stopping_rounds=g.early_stopping_rounds,
                 monotone_constraints=self.base.monotone_constraints, device=self.device,
-                random_state=self.random_state)
+                random_state=self.random_state, n_jobs=self._n_jobs(rows))
             student = self._restore(student)
             if "distill" in want:
                 yield from self._prefixes("distill", depth, student, 0, rows, only,
@@ -250,7 +257,7 @@ class Families:
             learning_rate=g.learning_rate, inner_fraction=g.inner_fraction,
             early_stopping_rounds=g.early_stopping_rounds,
             monotone_constraints=start.monotone_constraints, device=self.device,
-            random_state=self.random_state)
+            random_state=self.random_state, n_jobs=self._n_jobs(rows))
         yield from self._prefixes(family, a, self._restore(grown), start.n_trees, rows, only,
                                   refit=False)
 
