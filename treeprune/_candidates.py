@@ -151,11 +151,11 @@ class Families:
     def _old_trees(self, rows: FitRows, want: tuple[str, ...], only: tuple | None):
         base = self._fit_form(self.base)
         if only is not None:
-            longest = only[1]
+            longest = only[1] * (max(1, base.n_groups) if only[0] == "regrow" else 1)
         else:
             longest = min(self.max_selected, base.n_trees)
             if "regrow" in want:
-                longest = max(longest, max(self.grow.regrow_bases))
+                longest = max(longest, max(self.grow.regrow_bases) * max(1, base.n_groups))
         longest = min(longest, base.n_trees)
         path = datadriven.forward_selection_path(base, rows.X, rows.y, longest, rows.w)
         if len(path) == 0:
@@ -171,12 +171,15 @@ class Families:
             for k in grid:
                 yield from self._select_collapse(base, path, k, rows, want, only)
         if "regrow" in want:
+            per_round = max(1, base.n_groups)
             for k in self.grow.regrow_bases:
                 if only is not None and only[1] != k:
                     continue
-                if k > len(path):
+                # whole rounds, so that the new trees' prefixes end rounds too
+                k_trees = -(-k // per_round) * per_round
+                if k_trees > len(path):
                     continue
-                selected = datadriven.take_selection(base, path, k)
+                selected = datadriven.take_selection(base, path, k_trees)
                 yield from self._grown("regrow", k, selected, rows, only, labels=not self.fidelity)
 
     def _select_collapse(self, base: Ensemble, path: Any, k: int, rows: FitRows,
