@@ -329,7 +329,7 @@ def prune(
     """
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    _refuse_dask(X, y, sample_weight)
+    _refuse_dask(X, y, sample_weight, X_unlabeled)
     ens = load(model)
     if monotone_constraints is not None:
         ens = ens.replace(monotone_constraints=_constraints(ens, monotone_constraints))
