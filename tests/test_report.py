@@ -41,7 +41,8 @@ def xgb_result(taiwan, tmp_path_factory):
                          "nthread": 1, "seed": 0}, xgb.DMatrix(X.iloc[:3000], y[:3000]), 25)
     path = folder / "legacy.json"
     booster.save_model(path)
-    result = tp.prune(path, X.iloc[3000:6000], y[3000:6000], tolerance=0.005, random_state=7)
+    result = tp.prune(path, X.iloc[3000:6000], y[3000:6000], tolerance=0.005, random_state=7,
+                      cv=1)
     return result, path, folder
 
 

@@ -97,6 +97,8 @@ class PruneResult:
     judge_X: Any = field(default=None, repr=False)
     judge_y: Any = field(default=None, repr=False)
     confirm_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    confirm_X: Any = field(default=None, repr=False)
+    confirm_y: Any = field(default=None, repr=False)
     holdout: dict[str, Any] = field(default_factory=dict)
     #: what the user should know about how far these numbers can be trusted (see
     #: :func:`treeprune._advice.prune_warnings`): small judge samples, a suspicious win, nothing
@@ -544,7 +546,9 @@ def prune(
                        candidates=[kept[k] for k in keys] if single else [chosen],
                        judge_X=Xm[judged] if single else None,
                        judge_y=yj if single else None,
-                       confirm_index=confirm, holdout=holdout, warnings=warnings)
+                       confirm_index=confirm, holdout=holdout, warnings=warnings,
+                       confirm_X=Xm[confirm] if len(confirm) else None,
+                       confirm_y=None if yv is None or not len(confirm) else yv[confirm])
 
 
 def _final_fit(source: Families, rows: FitRows, key: tuple, size: int, max_leaves: int | None,

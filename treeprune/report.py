@@ -346,6 +346,10 @@ def _build(result: Any, X: Any, y: Any) -> _Content:
         origin = ("judge rows of the pruning run: they chose the pruned model, so its figures "
                   "here are optimistic, not an independent test")
         X, y = result.judge_X, result.judge_y
+    if X is None and getattr(result, "confirm_X", None) is not None:
+        # cross-fitted: the final model saw every judge row; the confirm rows saw no decision
+        X, y = result.confirm_X, result.confirm_y
+        origin = "confirm rows of the pruning run (used by no decision)"
     content = _Content(
         title="treeprune report",
         summary=result.summary(),
