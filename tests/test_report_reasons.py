@@ -19,7 +19,8 @@ def result():
     y = np.asarray(y, dtype=float)
     booster = xgb.train({"objective": "binary:logistic", "max_depth": 3, "eta": 0.2,
                          "nthread": 1, "seed": 0}, xgb.DMatrix(X.iloc[:3000], y[:3000]), 25)
-    return tp.prune(booster, X.iloc[3000:5000], y[3000:5000], max_leaves=30, random_state=0)
+    return tp.prune(booster, X.iloc[3000:5000], y[3000:5000], max_leaves=30, random_state=0,
+                    cv=1)
 
 
 def test_reasons_section_in_html_and_markdown(result, tmp_path):
