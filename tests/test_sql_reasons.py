@@ -147,7 +147,11 @@ def test_real_pruned_model_in_sqlite(lib):
     else:
         big = lgb.train({"objective": "binary", "num_leaves": 15, "verbose": -1,
                          "num_threads": 2, "seed": 0}, lgb.Dataset(hmeq[:half], yh[:half]), 100)
-    pruned = tp.prune(big, hmeq[half:], yh[half:], max_leaves=60, random_state=0).model
+    # old trees selected and collapsed on one fit/judge split: this budget then leaves paths
+    # short enough for SQL reasons (a grown or differently split choice may not)
+    pruned = tp.prune(big, hmeq[half:], yh[half:], max_leaves=60, random_state=0, cv=1,
+                      confirm_fraction=0,
+                      families=["select", "collapse"]).model
     rows = hmeq[half:half + 800]
     text = rows.copy()
     for col in text.columns:
