@@ -323,3 +323,14 @@ def test_lightgbm_tree_ends_only_at_an_empty_line() -> None:
         damaged = text[:end + 1] + junk + text[end + 2:]
         with pytest.raises(ModelFormatError, match="tree 1"):
             tp.load(damaged.encode())
+
+
+def test_base_score_with_more_digits_than_xgboost_reads_is_refused() -> None:
+    # XGBoost wraps such a mantissa around 2**64 (found by the differential fuzzing)
+    doc = json.loads(_path("xgb-1.2.1-regression", "json").read_text())
+    for text in ("99999999999999999999999", "[12345678901234567890.5]"):
+        doc["learner"]["learner_model_param"]["base_score"] = text
+        with pytest.raises(ModelFormatError, match="more digits"):
+            tp.load(json.dumps(doc).encode())
+    doc["learner"]["learner_model_param"]["base_score"] = "1.00000000000000000E0"  # 18 digits
+    assert tp.load(json.dumps(doc).encode()).base_margin[0] == 1.0

@@ -10,12 +10,15 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
 
 from ...errors import ConversionError, ModelFormatError
 
+#: What is not a digit of a number's mantissa (sign, decimal point, spaces).
+_MANTISSA_DIGITS = re.compile(r"[^0-9]")
 _LOGIT_OBJECTIVES = ("binary:logistic", "reg:logistic")
 _LOG_OBJECTIVES = ("count:poisson", "reg:gamma", "reg:tweedie")
 _LOGIT_EPS = np.float32(1e-6)
@@ -34,6 +37,12 @@ def parse_base_score(text: Any, n_groups: int) -> np.ndarray:
             values = [float(v) for v in s.split(",") if v.strip()]
         except ValueError:
             raise ModelFormatError(f"XGBoost model: cannot parse base_score {text!r}") from None
+        if any(len(_MANTISSA_DIGITS.sub("", v.split("e")[0].split("E")[0]).lstrip("0")) > 18
+               for v in s.split(",")):
+            # XGBoost reads the digits into a 64-bit integer that wraps around (found by the
+            # differential fuzzing): no writer produces such text, so it is a damaged file
+            raise ModelFormatError(f"XGBoost model: base_score {text!r} has more digits than "
+                                   "XGBoost reads correctly; the file is damaged")
     elif isinstance(text, (list, np.ndarray)):
         values = [float(v) for v in text]
     else:
