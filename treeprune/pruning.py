@@ -677,3 +677,6 @@ def _holdout(ens: Ensemble, metric: str, chosen: Ensemble, X: np.ndarray, ref: n
         se_diff = _stopping.paired_se(ens.objective, metric, margin, ref, y)
     return {"rows": int(len(X)), "metric": value, "se": se, "original": original,
             "diff": value - original, "se_diff": se_diff}
+
+
+__all__ = ["prune", "PruneResult", "evaluate", "score_margin", "paired_se"]
