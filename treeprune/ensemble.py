@@ -232,6 +232,35 @@ class Ensemble:
             return predict_dask(self, X, output=output, n_threads=n_threads)
         return predict_ensemble(self, X, output=output, n_threads=n_threads)
 
+    def predictor(self, output: str = "prediction", *, n_threads: int | None = None,
+                  compiled: bool = False, cache_dir: Any = None) -> Any:
+        """A callable ``f(X)`` equal to ``self.predict(X, output)``, set up once for fast calls.
+
+        For services and loops over single rows: checks, packing and (with ``compiled=True``)
+        compiling the model to its own machine code, cached on disk by model hash, happen here
+        rather than on every call. See :class:`treeprune.predict.Predictor`.
+
+        Parameters
+        ----------
+        output : {"prediction", "margin", "score", "leaf", "per_tree", "contrib"}
+            What each call returns.
+        n_threads : int, optional
+            Threads for calls on many rows.
+        compiled : bool
+            Compile the model (seconds the first time; then loaded from the cache).
+        cache_dir : str or Path, optional
+            Where compiled models are cached (default ``$TREEPRUNE_CACHE_DIR`` or the user
+            cache directory).
+
+        Returns
+        -------
+        treeprune.predict.Predictor
+        """
+        from .predict import Predictor
+
+        return Predictor(self, output, n_threads=n_threads, compiled=compiled,
+                         cache_dir=cache_dir)
+
     # -- scorecard ---------------------------------------------------------------------------
     @property
     def scorecard(self) -> Any:

@@ -1,8 +1,15 @@
-"""Prediction: data -> packed kernels -> margins, predictions, leaf ids or per-tree outputs."""
+"""Prediction: data -> packed kernels -> margins, predictions, leaf ids or per-tree outputs.
+
+:class:`Predictor` is the lean entry point for services and tight loops: the model is packed,
+the output chosen and (optionally) the model compiled once, so that a call on a numpy row does
+only what that row needs.
+"""
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -11,10 +18,14 @@ import numpy as np
 from .data import to_matrix
 from .ensemble import Ensemble
 from .errors import DataError
-from .kernels.traverse import leaves_blocked, margins_blocked, margins_rows
+from .kernels.traverse import leaves_blocked, margins_blocked, margins_one, margins_rows
 from .packed import Packed, pack
 
 OUTPUTS = ("prediction", "margin", "leaf", "per_tree", "score", "contrib")
+#: Up to this many rows a call stays on one thread (starting the pool costs more than it saves).
+SERIAL_ROWS = 4
+#: Up to this many rows a compiled model scores serially; more go to the threaded kernels.
+COMPILED_ROWS = 64
 
 
 @contextmanager
@@ -38,7 +49,7 @@ def margins_packed(p: Packed, X: np.ndarray, n_threads: int | None = None) -> np
     out[:] = p.base_margin
     args = (X, p.trees, p.info, p.threshold, p.left, p.cat, p.cat_bounds, p.cat_words,
             p.leaf_value, p.rule, p.simple, out)
-    if X.shape[0] <= 4:
+    if X.shape[0] <= SERIAL_ROWS:
         margins_rows(*args)
     else:
         with _threads(n_threads):
@@ -82,4 +93,113 @@ def predict_ensemble(ens: Ensemble, X: Any, output: str = "prediction",
     return p.leaf_value[leaves].astype(np.float64)
 
 
-__all__ = ["predict_ensemble", "margins_packed", "leaves_packed", "OUTPUTS"]
+class Predictor:
+    """A callable that predicts with one model, everything that does not depend on the rows done
+    once. Build it with :meth:`Ensemble.predictor`.
+
+    Parameters
+    ----------
+    ens : Ensemble
+        The model.
+    output : {"prediction", "margin", "score", "leaf", "per_tree", "contrib"}
+        What a call returns, as in :meth:`Ensemble.predict` (the last three through it).
+    n_threads : int, optional
+        Threads for calls on many rows (default: all cores Numba sees).
+    compiled : bool
+        Compile the model into its own machine code (:mod:`treeprune.kernels.compiled`), cached
+        on disk by a hash of the model: the lowest single-row latency for small (pruned) models.
+        The first compile of a model takes seconds; :attr:`compile_seconds` reports it.
+    cache_dir : str or Path, optional
+        Where compiled models are kept (default ``$TREEPRUNE_CACHE_DIR``, else
+        ``$XDG_CACHE_HOME/treeprune``, else ``~/.cache/treeprune``).
+
+    Notes
+    -----
+    A call returns exactly what ``ens.predict(X, output)`` returns (same shapes, same values, bit
+    for bit). A 1-D numpy row of the model's width is the fast path: it is cast to the model's
+    precision (float32 for XGBoost, float64 for LightGBM) and walked without any other
+    conversion; DataFrames and other inputs go through the usual checks.
+    """
+
+    def __init__(self, ens: Ensemble, output: str = "prediction", *,
+                 n_threads: int | None = None, compiled: bool = False,
+                 cache_dir: str | Path | None = None) -> None:
+        if output not in OUTPUTS:
+            raise DataError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
+        if output == "score" and ens.scorecard is None:
+            raise DataError("output='score' needs a scorecard: model.with_scorecard(Scorecard(...))")
+        if n_threads is not None and int(n_threads) < 1:
+            raise DataError(f"n_threads must be >= 1, got {n_threads}")
+        self.ensemble = ens
+        self.output = output
+        self.n_threads = n_threads
+        p = pack(ens)
+        self._p = p
+        self._n_features = ens.n_features
+        self._args = (p.trees, p.info, p.threshold, p.left, p.cat, p.cat_bounds, p.cat_words,
+                      p.leaf_value, p.rule, p.simple)
+        self._single = len(p.base_margin) == 1
+        self._finish = self._make_finish(ens, output)
+        #: Seconds the first compile (or cache load) of this model took; None when not compiled.
+        self.compile_seconds: float | None = None
+        #: Whether the compiled model's files were found in the cache directory.
+        self.cache_hit: bool | None = None
+        self._row = None
+        if compiled:
+            from .kernels.compiled import load_compiled
+
+            start = time.perf_counter()
+            module, self.cache_hit = load_compiled(p, cache_dir)
+            # the first calls compile (or load the machine code from Numba's cache)
+            module.margin_row(np.zeros(self._n_features, p.dtype), np.empty(len(p.base_margin),
+                                                                            p.dtype))
+            module.margin_rows(np.zeros((1, self._n_features), p.dtype),
+                               np.empty((1, len(p.base_margin)), p.dtype))
+            self.compile_seconds = time.perf_counter() - start
+            self._row = module.margin_row
+            self._rows = module.margin_rows
+
+    @staticmethod
+    def _make_finish(ens: Ensemble, output: str) -> Any:
+        if output == "margin":
+            return None
+        if output == "prediction":
+            return ens.objective.transform
+        if output == "score":
+            return ens.scorecard.score_from_margin
+        return None
+
+    def _margins(self, X: np.ndarray) -> np.ndarray:
+        p = self._p
+        if self._row is not None and X.shape[0] <= COMPILED_ROWS:
+            out = np.empty((X.shape[0], len(p.base_margin)), dtype=p.dtype)
+            self._rows(X, out)
+            return out
+        return margins_packed(p, X, self.n_threads)
+
+    def __call__(self, X: Any) -> np.ndarray:
+        """Predict ``X`` (one row as a 1-D array, or rows as a 2-D array / DataFrame)."""
+        if self.output not in ("prediction", "margin", "score"):
+            return predict_ensemble(self.ensemble, X, self.output, self.n_threads)
+        p = self._p
+        if type(X) is np.ndarray and X.ndim == 1 and X.shape[0] == self._n_features:
+            x = X if X.dtype == p.dtype and X.flags.c_contiguous else X.astype(p.dtype)
+            out = p.base_margin.copy()  # trees are added onto the base margin, as natively
+            if self._row is not None:
+                self._row(x, out)
+            else:
+                margins_one(x, *self._args, out)
+            margin = out.astype(np.float64).reshape(1, -1)
+        else:
+            Xm = to_matrix(self.ensemble, X, p.dtype)
+            margin = self._margins(Xm).astype(np.float64)
+        if self._single:
+            margin = margin[:, 0]
+        return margin if self._finish is None else self._finish(margin)
+
+    def __repr__(self) -> str:
+        mode = "compiled" if self._row is not None else "arrays"
+        return f"Predictor(output={self.output!r}, {mode}, {self.ensemble!r})"
+
+
+__all__ = ["predict_ensemble", "margins_packed", "leaves_packed", "OUTPUTS", "Predictor"]

@@ -48,6 +48,8 @@ from .._rules import (
 
 #: Rows handled together by one thread: each tree's nodes stay in cache across the block.
 BLOCK_ROWS = 64
+#: Trees (single row) or rows (one tree) walked in lock step, to overlap their load chains.
+LANES = 8
 
 
 @njit(inline="always", cache=True)
@@ -91,9 +93,14 @@ def _go_right_slow(x, thr, flags, cat, cat_bounds, cat_words, rule):
 
 @njit(inline="always", cache=True)
 def _step(X, r, node, info, threshold, left, cat, cat_bounds, cat_words, rule, simple):
-    word = info[node]
-    x = X[r, word & FEATURE_MASK]
-    flags = word >> FEATURE_BITS
+    return _step_x(X[r, info[node] & FEATURE_MASK], node, info, threshold, left, cat, cat_bounds,
+                   cat_words, rule, simple)
+
+
+@njit(inline="always", cache=True)
+def _step_x(x, node, info, threshold, left, cat, cat_bounds, cat_words, rule, simple):
+    """The child of ``node`` that the feature value ``x`` goes to."""
+    flags = info[node] >> FEATURE_BITS
     if simple:
         # XGBoost without categorical splits: NaN follows default_left, else x < threshold
         if x != x:
@@ -165,17 +172,58 @@ def margins_blocked(X, trees, info, threshold, left, cat, cat_bounds, cat_words,
     return out
 
 
+@njit(inline="always", cache=True)
+def _is_leaf(info, node):
+    return (info[node] >> FEATURE_BITS) & FLAG_LEAF != 0
+
+
+@njit(nogil=True, cache=True)
+def margins_one(x, trees, info, threshold, left, cat, cat_bounds, cat_words, leaf_value, rule,
+                simple, out):
+    """Add every tree's leaf value for the single row ``x`` (n_features,) to ``out`` (n_groups,).
+
+    The single-row entry point (no thread pool). One row walks ``LANES`` trees in lock step: the
+    trees' load chains are independent, so the CPU overlaps them instead of waiting on one
+    node after another. Leaves step onto themselves, so a lane that arrived just idles; balanced
+    trees take their depth in steps, lopsided ones step until every lane sits on a leaf. Leaf
+    values are added afterwards in model order.
+    """
+    n_trees = trees.shape[0]
+    nodes = np.empty(LANES, dtype=np.int32)
+    for t0 in range(0, n_trees, LANES):
+        n = min(LANES, n_trees - t0)
+        steps = 0
+        lopsided = False
+        for k in range(n):
+            nodes[k] = trees[t0 + k, 0]
+            steps = max(steps, trees[t0 + k, 2])
+            lopsided |= trees[t0 + k, 3] != 0
+        if lopsided:
+            remaining = n
+            while remaining:
+                remaining = 0
+                for k in range(n):
+                    node = _step_x(x[info[nodes[k]] & FEATURE_MASK], nodes[k], info, threshold,
+                                   left, cat, cat_bounds, cat_words, rule, simple)
+                    nodes[k] = node
+                    remaining += not _is_leaf(info, node)
+        else:
+            for _ in range(steps):
+                for k in range(n):
+                    nodes[k] = _step_x(x[info[nodes[k]] & FEATURE_MASK], nodes[k], info,
+                                       threshold, left, cat, cat_bounds, cat_words, rule, simple)
+        for k in range(n):
+            out[trees[t0 + k, 1]] += leaf_value[nodes[k]]
+    return out
+
+
 @njit(nogil=True, cache=True)
 def margins_rows(X, trees, info, threshold, left, cat, cat_bounds, cat_words, leaf_value, rule,
                  simple, out):
     """Single-threaded twin of :func:`margins_blocked` for a few rows (no thread start-up)."""
     for r in range(X.shape[0]):
-        for t in range(trees.shape[0]):
-            node = trees[t, 0]
-            while (info[node] >> FEATURE_BITS) & FLAG_LEAF == 0:
-                node = _step(X, r, node, info, threshold, left, cat, cat_bounds, cat_words, rule,
-                             simple)
-            out[r, trees[t, 1]] += leaf_value[node]
+        margins_one(X[r], trees, info, threshold, left, cat, cat_bounds, cat_words, leaf_value,
+                    rule, simple, out[r])
     return out
 
 
