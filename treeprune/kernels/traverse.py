@@ -47,7 +47,7 @@ from .._rules import (
 )
 
 #: Rows handled together by one thread: each tree's nodes stay in cache across the block.
-BLOCK_ROWS = 64
+BLOCK_ROWS = 128
 #: Trees (single row) or rows (one tree) walked in lock step, to overlap their load chains.
 LANES = 8
 
@@ -92,29 +92,27 @@ def _go_right_slow(x, thr, flags, cat, cat_bounds, cat_words, rule):
 
 
 @njit(inline="always", cache=True)
-def _step(X, r, node, info, threshold, left, cat, cat_bounds, cat_words, rule, simple):
-    return _step_x(X[r, info[node] & FEATURE_MASK], node, info, threshold, left, cat, cat_bounds,
-                   cat_words, rule, simple)
+def _load_row(X, r, rule, dst):
+    """Row ``r`` of ``X`` into ``dst`` as the source library reads it: cast to ``dst``'s dtype
+    (float32 for XGBoost) and, for LightGBM, every ``|x| <= kZeroThreshold`` made 0.0 (its
+    dense-row reader does this before any split sees the value)."""
+    for j in range(X.shape[1]):
+        v = X[r, j]
+        if rule == RULE_LIGHTGBM and abs(v) <= LIGHTGBM_ZERO_THRESHOLD:
+            v = 0.0
+        dst[j] = v
 
 
 @njit(inline="always", cache=True)
 def _step_x(x, node, info, threshold, left, cat, cat_bounds, cat_words, rule, simple):
-    """The child of ``node`` that the feature value ``x`` goes to."""
+    """The child of ``node`` that the feature value ``x`` (read by :func:`_load_row`) goes to."""
     flags = info[node] >> FEATURE_BITS
-    if simple:
-        # XGBoost without categorical splits: NaN follows default_left, else x < threshold
-        if x != x:
-            return left[node] + ((flags >> FLAG_NAN_RIGHT_SHIFT) & 1)
-        return left[node] + (0 if x < threshold[node] else 1)
-    if rule == RULE_LIGHTGBM:
-        if abs(x) <= LIGHTGBM_ZERO_THRESHOLD:
-            x = 0.0
     if x != x:
         # NaN: every numerical split of either library sends it one fixed way (FLAG_NAN_RIGHT is
         # precomputed per node from default_left, the missing type and the threshold)
-        if flags & FLAG_CATEGORICAL == 0:
+        if simple or flags & FLAG_CATEGORICAL == 0:
             return left[node] + ((flags >> FLAG_NAN_RIGHT_SHIFT) & 1)
-    elif flags & (FLAG_CATEGORICAL | FLAG_MISSING_ZERO | FLAG_EXACT_LE) == 0:
+    elif simple or flags & (FLAG_CATEGORICAL | FLAG_MISSING_ZERO | FLAG_EXACT_LE) == 0:
         # the common case; LightGBM thresholds are stored as the next double up, so both
         # libraries' rules read "left iff x < threshold" here
         return left[node] + (0 if x < threshold[node] else 1)
@@ -124,28 +122,54 @@ def _step_x(x, node, info, threshold, left, cat, cat_bounds, cat_words, rule, si
 
 
 @njit(inline="always", cache=True)
-def _route_block(X, start, stop, root, depth, lopsided, info, threshold, left, cat, cat_bounds,
-                 cat_words, rule, simple, nodes):
-    """Leaves of rows ``start:stop`` in one tree, into ``nodes``.
+def _is_leaf(info, node):
+    return (info[node] >> FEATURE_BITS) & FLAG_LEAF != 0
+
+
+@njit(inline="always", cache=True)
+def _walk(xb, r, node, info, threshold, left, cat, cat_bounds, cat_words, rule, simple):
+    """Row ``r`` of ``xb`` from ``node`` down to its leaf, stopping there."""
+    while not _is_leaf(info, node):
+        node = _step_x(xb[r, info[node] & FEATURE_MASK], node, info, threshold, left, cat,
+                       cat_bounds, cat_words, rule, simple)
+    return node
+
+
+@njit(inline="always", cache=True)
+def _route_block(xb, m, root, depth, lopsided, info, threshold, left, cat, cat_bounds, cat_words,
+                 rule, simple, nodes):
+    """Leaves of the ``m`` rows of block ``xb`` in one tree, into ``nodes[:m]``.
 
     Balanced trees (XGBoost's depth-wise growth) are walked level by level for all rows at once,
-    ``depth`` steps with no leaf test. Lopsided trees (LightGBM's leaf-wise growth, whose depth
-    is far above the mean leaf depth) are walked row by row, stopping at the leaf.
+    ``depth`` steps with no leaf test (leaves step onto themselves): the rows' load chains are
+    independent, so the CPU overlaps them. Lopsided trees (LightGBM's leaf-wise growth, whose
+    depth is far above the mean leaf depth) are walked row by row, stopping at the leaf; walking
+    a few rows in lock step until all arrive measured slower there.
     """
     if lopsided:
-        for r in range(start, stop):
-            node = root
-            while (info[node] >> FEATURE_BITS) & FLAG_LEAF == 0:
-                node = _step(X, r, node, info, threshold, left, cat, cat_bounds, cat_words, rule,
+        for r in range(m):
+            nodes[r] = _walk(xb, r, root, info, threshold, left, cat, cat_bounds, cat_words, rule,
                              simple)
-            nodes[r - start] = node
         return
-    for r in range(start, stop):
-        nodes[r - start] = root
+    for r in range(m):
+        nodes[r] = root
+    if simple:
+        # numerical XGBoost splits, branch free: right iff x >= t, or x is NaN and the node
+        # sends NaN right
+        for _ in range(depth):
+            for r in range(m):
+                node = nodes[r]
+                word = info[node]
+                x = xb[r, word & FEATURE_MASK]
+                right = (x >= threshold[node]) | (
+                    (x != x) & ((word >> (FEATURE_BITS + FLAG_NAN_RIGHT_SHIFT)) & 1 != 0))
+                nodes[r] = left[node] + np.int32(right)
+        return
     for _ in range(depth):
-        for r in range(start, stop):
-            nodes[r - start] = _step(X, r, nodes[r - start], info, threshold, left, cat,
-                                     cat_bounds, cat_words, rule, simple)
+        for r in range(m):
+            node = nodes[r]
+            nodes[r] = _step_x(xb[r, info[node] & FEATURE_MASK], node, info, threshold, left, cat,
+                               cat_bounds, cat_words, rule, simple)
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -155,26 +179,25 @@ def margins_blocked(X, trees, info, threshold, left, cat, cat_bounds, cat_words,
 
     ``trees`` is int32 (n_trees, 4): root, group, depth, lopsided. ``out`` has the accumulation dtype
     (float32 for XGBoost, float64 for LightGBM) and holds the base margin on entry; trees are
-    added in order, as the native predictors do.
+    added in order, as the native predictors do. Each thread copies its block of rows once, as
+    the source library reads them; the block then stays in cache while every tree walks it.
     """
     n_rows = X.shape[0]
     n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in prange(n_blocks):
+        xb = np.empty((BLOCK_ROWS, X.shape[1]), dtype=leaf_value.dtype)
         nodes = np.empty(BLOCK_ROWS, dtype=np.int32)
         start = b * BLOCK_ROWS
-        stop = min(start + BLOCK_ROWS, n_rows)
+        m = min(BLOCK_ROWS, n_rows - start)
+        for r in range(m):
+            _load_row(X, start + r, rule, xb[r])
         for t in range(trees.shape[0]):
-            _route_block(X, start, stop, trees[t, 0], trees[t, 2], trees[t, 3], info, threshold,
-                         left, cat, cat_bounds, cat_words, rule, simple, nodes)
+            _route_block(xb, m, trees[t, 0], trees[t, 2], trees[t, 3], info, threshold, left, cat,
+                         cat_bounds, cat_words, rule, simple, nodes)
             g = trees[t, 1]
-            for r in range(start, stop):
-                out[r, g] += leaf_value[nodes[r - start]]
+            for r in range(m):
+                out[start + r, g] += leaf_value[nodes[r]]
     return out
-
-
-@njit(inline="always", cache=True)
-def _is_leaf(info, node):
-    return (info[node] >> FEATURE_BITS) & FLAG_LEAF != 0
 
 
 @njit(nogil=True, cache=True)
@@ -182,14 +205,15 @@ def margins_one(x, trees, info, threshold, left, cat, cat_bounds, cat_words, lea
                 simple, out):
     """Add every tree's leaf value for the single row ``x`` (n_features,) to ``out`` (n_groups,).
 
-    The single-row entry point (no thread pool). One row walks ``LANES`` trees in lock step: the
-    trees' load chains are independent, so the CPU overlaps them instead of waiting on one
-    node after another. Leaves step onto themselves, so a lane that arrived just idles; balanced
-    trees take their depth in steps, lopsided ones step until every lane sits on a leaf. Leaf
-    values are added afterwards in model order.
+    The single-row entry point (no thread pool). Balanced trees are walked ``LANES`` at a time
+    in lock step, their depth in steps (the trees' load chains are independent, so the CPU
+    overlaps them); lopsided trees one by one to their leaf. Leaf values are added in model
+    order.
     """
-    n_trees = trees.shape[0]
+    xb = np.empty((1, x.shape[0]), dtype=leaf_value.dtype)
+    _load_row(x.reshape(1, -1), 0, rule, xb[0])
     nodes = np.empty(LANES, dtype=np.int32)
+    n_trees = trees.shape[0]
     for t0 in range(0, n_trees, LANES):
         n = min(LANES, n_trees - t0)
         steps = 0
@@ -199,19 +223,15 @@ def margins_one(x, trees, info, threshold, left, cat, cat_bounds, cat_words, lea
             steps = max(steps, trees[t0 + k, 2])
             lopsided |= trees[t0 + k, 3] != 0
         if lopsided:
-            remaining = n
-            while remaining:
-                remaining = 0
-                for k in range(n):
-                    node = _step_x(x[info[nodes[k]] & FEATURE_MASK], nodes[k], info, threshold,
-                                   left, cat, cat_bounds, cat_words, rule, simple)
-                    nodes[k] = node
-                    remaining += not _is_leaf(info, node)
+            for k in range(n):
+                nodes[k] = _walk(xb, 0, nodes[k], info, threshold, left, cat, cat_bounds,
+                                 cat_words, rule, simple)
         else:
             for _ in range(steps):
                 for k in range(n):
-                    nodes[k] = _step_x(x[info[nodes[k]] & FEATURE_MASK], nodes[k], info,
-                                       threshold, left, cat, cat_bounds, cat_words, rule, simple)
+                    node = nodes[k]
+                    nodes[k] = _step_x(xb[0, info[node] & FEATURE_MASK], node, info, threshold,
+                                       left, cat, cat_bounds, cat_words, rule, simple)
         for k in range(n):
             out[trees[t0 + k, 1]] += leaf_value[nodes[k]]
     return out
@@ -234,14 +254,17 @@ def leaves_blocked(X, trees, info, threshold, left, cat, cat_bounds, cat_words, 
     n_rows = X.shape[0]
     n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in prange(n_blocks):
+        xb = np.empty((BLOCK_ROWS, X.shape[1]), dtype=threshold.dtype)
         nodes = np.empty(BLOCK_ROWS, dtype=np.int32)
         start = b * BLOCK_ROWS
-        stop = min(start + BLOCK_ROWS, n_rows)
+        m = min(BLOCK_ROWS, n_rows - start)
+        for r in range(m):
+            _load_row(X, start + r, rule, xb[r])
         for t in range(trees.shape[0]):
-            _route_block(X, start, stop, trees[t, 0], trees[t, 2], trees[t, 3], info, threshold,
-                         left, cat, cat_bounds, cat_words, rule, simple, nodes)
-            for r in range(start, stop):
-                out[r, t] = nodes[r - start]
+            _route_block(xb, m, trees[t, 0], trees[t, 2], trees[t, 3], info, threshold, left, cat,
+                         cat_bounds, cat_words, rule, simple, nodes)
+            for r in range(m):
+                out[start + r, t] = nodes[r]
     return out
 
 
