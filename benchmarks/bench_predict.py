@@ -1,21 +1,33 @@
 """Prediction speed: treeprune vs native XGBoost / LightGBM on the same models, threads, rows.
 
-Models (trained on synthetic credit-like data, fixed seeds):
-  xgb_800x6   XGBoost, 800 trees, depth 6
-  lgb_800x63  LightGBM, 800 trees, 63 leaves
-  xgb_300x2   XGBoost, 300 trees, depth 2 (a scorecard-like model)
+Models (trained on synthetic credit-like data, fixed seeds; 40 features, 3% missing in 10 of
+them, two integer-coded categorical columns):
+  xgb_800x6      XGBoost, 800 trees, depth 6 (balanced)
+  lgb_800x63     LightGBM, 800 trees, 63 leaves, min_data_in_leaf 5 (deep, lopsided; categorical
+                 bitsets)
+  xgb_300x2      XGBoost, 300 trees, depth 2 (a scorecard-like model)
+  pruned_64x6    xgb_800x6 pruned to 64 trees by forward selection (treeprune's select_trees),
+                 written back and read by XGBoost for the native timings
 
-For each model and 1 and 2 threads: batch throughput on 50k rows (median of repeats),
-single-row latency (median over many calls), and the ratio treeprune / native.
-Also the first prediction of a fresh process (cached kernels), import included.
+For each model, all side by side with the native library in one run (ratios = native time /
+treeprune time, > 1 means treeprune is faster):
+  batch        margins of --rows rows with --threads threads (median of --repeats)
+  single row   median latency of one numpy row: native; ``model.predict``; the lean
+               ``model.predictor("margin")``; and, for models up to 300 trees, the compiled
+               ``model.predictor("margin", compiled=True)``
+  compile      seconds to compile the model into a fresh cache directory
+  cold start   a fresh process: import, load the model file, first single-row prediction
+               (kernel cache warm); for compiled models also with the compiled predictor
+               (model cache warm)
 
-Usage: python benchmarks/bench_predict.py [--rows 50000] [--repeats 5] [--quick]
-Prints a table and writes benchmarks/results/bench_predict.csv.
+Usage: python benchmarks/bench_predict.py [--rows 50000] [--repeats 5] [--threads 2] [--quick]
+Prints a table and writes benchmarks/results/bench_predict.csv (bench_predict_quick.csv).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,14 +37,20 @@ import numpy as np
 import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results"
+N_FEATURES = 40
+CATEGORICAL = (30, 31)
 
 
-def make_data(n_rows: int, n_features: int = 24, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def make_data(n_rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Wide credit-like data: 40 features, 3% missing in the first 10, two categorical codes."""
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n_rows, n_features))
-    X[rng.random(X.shape) < 0.05] = np.nan
-    logit = np.nansum(X[:, :6] * np.linspace(1.0, 0.2, 6), axis=1) + 0.5 * np.nan_to_num(
-        X[:, 6] * X[:, 7])
+    X = rng.normal(size=(n_rows, N_FEATURES))
+    for j in range(10):
+        X[rng.random(n_rows) < 0.03, j] = np.nan
+    X[:, CATEGORICAL[0]] = rng.integers(0, 30, n_rows)
+    X[:, CATEGORICAL[1]] = rng.integers(0, 8, n_rows)
+    logit = (np.nansum(X[:, :8] * np.linspace(1.0, 0.2, 8), axis=1)
+             + 0.5 * np.nan_to_num(X[:, 8] * X[:, 9]) + 0.3 * np.sin(X[:, CATEGORICAL[0]]))
     y = (logit + rng.logistic(size=n_rows) > 1.0).astype(np.float64)
     return X, y
 
@@ -45,24 +63,27 @@ def train_models(X: np.ndarray, y: np.ndarray, quick: bool) -> dict[str, object]
     n_small = 50 if quick else 300
     dtrain = xgb.DMatrix(X, y)
     params = {"objective": "binary:logistic", "eta": 0.05, "nthread": 2}
-    models: dict[str, object] = {
+    return {
         f"xgb_{n_trees}x6": xgb.train({**params, "max_depth": 6}, dtrain, n_trees),
         f"lgb_{n_trees}x63": lgb.train(
             {"objective": "binary", "num_leaves": 63, "learning_rate": 0.05, "verbose": -1,
              "num_threads": 2, "min_data_in_leaf": 5},
-            lgb.Dataset(X, y), n_trees),
+            lgb.Dataset(X, y, categorical_feature=list(CATEGORICAL)), n_trees),
         f"xgb_{n_small}x2": xgb.train({**params, "max_depth": 2}, dtrain, n_small),
     }
-    return models
 
 
 def native_fns(model, threads: int):
+    """(batch function, one-row-block function on one thread, name); XGBoost reads float32."""
     import xgboost as xgb
 
     if isinstance(model, xgb.Booster):
         model.set_param({"nthread": threads})
-        return lambda X: model.inplace_predict(X, predict_type="margin"), "xgboost.inplace_predict"
+        return (lambda X: model.inplace_predict(X, predict_type="margin"),
+                lambda row: model.inplace_predict(row.reshape(1, -1), predict_type="margin"),
+                "xgboost.inplace_predict")
     return (lambda X: model.predict(X, raw_score=True, num_threads=threads),
+            lambda block: model.predict(block, raw_score=True, num_threads=1),
             "lightgbm.predict(raw_score)")
 
 
@@ -71,17 +92,29 @@ import time, sys
 t = time.perf_counter()
 import numpy as np, treeprune
 m = treeprune.load(sys.argv[1])
-x = np.zeros((1, m.n_features))
-m.predict(x, output="margin")
+x = np.zeros(m.n_features)
+if sys.argv[2] == "compiled":
+    m.predictor("margin", compiled=True, cache_dir=sys.argv[3])(x)
+else:
+    m.predict(x, output="margin")
 print(time.perf_counter() - t)
 """
 
 
-def cold_start(path: str) -> float:
-    subprocess.run([sys.executable, "-c", COLD, path], check=True, capture_output=True)  # cache
-    out = subprocess.run([sys.executable, "-c", COLD, path], check=True, capture_output=True,
-                         text=True)
+def cold_start(path: str, mode: str = "predict", cache_dir: str = "") -> float:
+    """Seconds from a fresh interpreter to the first prediction (run once first to warm caches)."""
+    cmd = [sys.executable, "-c", COLD, path, mode, cache_dir]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    subprocess.run(cmd, check=True, capture_output=True, env=env)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def pruned_model(ens, X: np.ndarray, y: np.ndarray, n_trees: int):
+    """``ens`` cut to ``n_trees`` trees by forward selection (re-weighted), as prune does."""
+    from treeprune.passes.datadriven import select_trees
+
+    return select_trees(ens, X, y, n_trees)
 
 
 def main() -> None:
@@ -89,25 +122,47 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=50_000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--single-calls", type=int, default=2000)
+    ap.add_argument("--threads", type=int, nargs="+", default=[2])
     ap.add_argument("--quick", action="store_true", help="small models, for a smoke run")
     args = ap.parse_args()
+
+    import lightgbm as lgb
+    import xgboost as xgb
 
     import treeprune as tp
     from treeprune.latency import batch_seconds, single_row_seconds
 
     X_train, y_train = make_data(20_000, seed=1)
     X, _ = make_data(args.rows, seed=2)
+    X_prune, y_prune = make_data(5_000, seed=3)
     X32 = X.astype(np.float32)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, model in train_models(X_train, y_train, args.quick).items():
+        models = train_models(X_train, y_train, args.quick)
+        first = next(iter(models))
+        pruned = pruned_model(tp.load(models[first]), X_prune, y_prune, 16 if args.quick else 64)
+        models[f"pruned_{pruned.n_trees}x6"] = pruned.to_xgboost()
+        for name, model in models.items():
             ens = tp.load(model)
-            path = Path(tmp) / (name + (".json" if name.startswith("xgb") else ".txt"))
+            is_xgb = isinstance(model, xgb.Booster)
+            path = Path(tmp) / (name + (".json" if is_xgb else ".txt"))
             ens.save(path)
+            if not is_xgb:
+                model = lgb.Booster(model_file=str(path))
+            ens = tp.load(path)
+            small = ens.n_trees <= 300
+            compile_s = cold_compiled = np.nan
+            compiled = None
+            if small:
+                cache = Path(tmp) / f"cache_{name}"
+                compiled = ens.predictor("margin", compiled=True, cache_dir=cache)
+                compile_s = compiled.compile_seconds
+                cold_compiled = cold_start(str(path), "compiled", str(cache))
             cold = cold_start(str(path))
-            for threads in (1, 2):
-                native, native_name = native_fns(model, threads)
-                Xn = X32 if name.startswith("xgb") else X
+            Xn = X32 if is_xgb else X
+            lean = ens.predictor("margin")
+            for threads in args.threads:
+                native, native_row, native_name = native_fns(model, threads)
 
                 def ours(data, threads=threads, ens=ens):
                     return ens.predict(data, output="margin", n_threads=threads)
@@ -116,25 +171,40 @@ def main() -> None:
                 diff = float(np.max(np.abs(ours(X[:2000]) - native(Xn[:2000]))))
                 t_native = batch_seconds(native, Xn, args.repeats, reduce="median")
                 t_ours = batch_seconds(ours, X, args.repeats, reduce="median")
-                s_native = single_row_seconds(native, Xn, args.single_calls)
-                s_ours = single_row_seconds(ours, X, args.single_calls)
+                # the shared helper hands one-row 2-D blocks; the treeprune predictors get the
+                # numpy row itself (block[0]), as a service would
+                s_native = single_row_seconds(native_row, Xn, args.single_calls)
+                s_predict = single_row_seconds(
+                    lambda block, ens=ens: ens.predict(block[0], output="margin"), X,
+                    args.single_calls)
+                s_lean = single_row_seconds(lambda block, lean=lean: lean(block[0]), X, args.single_calls)
+                s_compiled = (single_row_seconds(lambda block, c=compiled: c(block[0]), X,
+                                                 args.single_calls)
+                              if compiled is not None else np.nan)
+                best = np.nanmin([s_lean, s_compiled])
                 rows.append({
-                    "model": name, "threads": threads, "native": native_name,
+                    "model": name, "trees": ens.n_trees, "max_depth": int(ens.tree_depths().max()),
+                    "threads": threads, "native": native_name,
                     "batch_rows_per_s_native": args.rows / t_native,
                     "batch_rows_per_s_treeprune": args.rows / t_ours,
                     "batch_speedup": t_native / t_ours,
                     "single_row_us_native": s_native * 1e6,
-                    "single_row_us_treeprune": s_ours * 1e6,
-                    "single_row_speedup": s_native / s_ours,
-                    "cold_first_prediction_s": cold,
+                    "single_row_us_predict": s_predict * 1e6,
+                    "single_row_us_predictor": s_lean * 1e6,
+                    "single_row_us_compiled": s_compiled * 1e6,
+                    "single_row_speedup": s_native / best,
+                    "compile_s": compile_s,
+                    "cold_start_s": cold,
+                    "cold_start_compiled_s": cold_compiled,
                     "max_abs_margin_diff": diff,
                 })
     table = pd.DataFrame(rows)
     RESULTS.mkdir(exist_ok=True)
-    table.to_csv(RESULTS / "bench_predict.csv", index=False)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
+    out = RESULTS / ("bench_predict_quick.csv" if args.quick else "bench_predict.csv")
+    table.to_csv(out, index=False)
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(table.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
-    print(f"\nwrote {RESULTS / 'bench_predict.csv'}")
+    print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; wrote {out}")
 
 
 if __name__ == "__main__":
