@@ -79,8 +79,11 @@ def native_fns(model, threads: int):
 
     if isinstance(model, xgb.Booster):
         model.set_param({"nthread": threads})
+        # one row on one thread: XGBoost's thread pool costs more than the row
+        single = model.copy()
+        single.set_param({"nthread": 1})
         return (lambda X: model.inplace_predict(X, predict_type="margin"),
-                lambda row: model.inplace_predict(row.reshape(1, -1), predict_type="margin"),
+                lambda row: single.inplace_predict(row.reshape(1, -1), predict_type="margin"),
                 "xgboost.inplace_predict")
     return (lambda X: model.predict(X, raw_score=True, num_threads=threads),
             lambda block: model.predict(block, raw_score=True, num_threads=1),

@@ -104,6 +104,19 @@ def _load_row(X, r, rule, dst):
 
 
 @njit(inline="always", cache=True)
+def _read_block(X, start, m, rule, dtype):
+    """Rows ``start:start + m`` as the kernels read them: LightGBM's rows through
+    :func:`_load_row`; XGBoost's as they are (``X`` is float32 already: a copy would cost more
+    than it saves on a small model)."""
+    if rule == RULE_LIGHTGBM:
+        xb = np.empty((m, X.shape[1]), dtype=dtype)
+        for r in range(m):
+            _load_row(X, start + r, rule, xb[r])
+        return xb
+    return np.ascontiguousarray(X[start:start + m])
+
+
+@njit(inline="always", cache=True)
 def _step_x(x, node, info, threshold, left, cat, cat_bounds, cat_words, rule, simple):
     """The child of ``node`` that the feature value ``x`` (read by :func:`_load_row`) goes to."""
     flags = info[node] >> FEATURE_BITS
@@ -179,18 +192,16 @@ def margins_blocked(X, trees, info, threshold, left, cat, cat_bounds, cat_words,
 
     ``trees`` is int32 (n_trees, 4): root, group, depth, lopsided. ``out`` has the accumulation dtype
     (float32 for XGBoost, float64 for LightGBM) and holds the base margin on entry; trees are
-    added in order, as the native predictors do. Each thread copies its block of rows once, as
-    the source library reads them; the block then stays in cache while every tree walks it.
+    added in order, as the native predictors do. A thread reads its block of rows once, as the
+    source library reads them; the block then stays in cache while every tree walks it.
     """
     n_rows = X.shape[0]
     n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in prange(n_blocks):
-        xb = np.empty((BLOCK_ROWS, X.shape[1]), dtype=leaf_value.dtype)
         nodes = np.empty(BLOCK_ROWS, dtype=np.int32)
         start = b * BLOCK_ROWS
         m = min(BLOCK_ROWS, n_rows - start)
-        for r in range(m):
-            _load_row(X, start + r, rule, xb[r])
+        xb = _read_block(X, start, m, rule, leaf_value.dtype)
         for t in range(trees.shape[0]):
             _route_block(xb, m, trees[t, 0], trees[t, 2], trees[t, 3], info, threshold, left, cat,
                          cat_bounds, cat_words, rule, simple, nodes)
@@ -254,12 +265,10 @@ def leaves_blocked(X, trees, info, threshold, left, cat, cat_bounds, cat_words, 
     n_rows = X.shape[0]
     n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in prange(n_blocks):
-        xb = np.empty((BLOCK_ROWS, X.shape[1]), dtype=threshold.dtype)
         nodes = np.empty(BLOCK_ROWS, dtype=np.int32)
         start = b * BLOCK_ROWS
         m = min(BLOCK_ROWS, n_rows - start)
-        for r in range(m):
-            _load_row(X, start + r, rule, xb[r])
+        xb = _read_block(X, start, m, rule, threshold.dtype)
         for t in range(trees.shape[0]):
             _route_block(xb, m, trees[t, 0], trees[t, 2], trees[t, 3], info, threshold, left, cat,
                          cat_bounds, cat_words, rule, simple, nodes)
