@@ -126,6 +126,8 @@ def test_errors():
         ens.predictor()(X[:, :3])
     with pytest.raises(DataError, match="single row"):
         ens.predictor()(X[0, :3])
+    with pytest.raises(DataError, match="numbers"):
+        ens.predictor()(np.array(["a"] * X.shape[1]))
 
 
 _CHILD = """

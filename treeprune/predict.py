@@ -182,7 +182,8 @@ class Predictor:
         if self.output not in ("prediction", "margin", "score"):
             return predict_ensemble(self.ensemble, X, self.output, self.n_threads)
         p = self._p
-        if type(X) is np.ndarray and X.ndim == 1 and X.shape[0] == self._n_features:
+        if (type(X) is np.ndarray and X.ndim == 1 and X.shape[0] == self._n_features
+                and X.dtype.kind == "f"):
             x = X if X.dtype == p.dtype and X.flags.c_contiguous else X.astype(p.dtype)
             out = p.base_margin.copy()  # trees are added onto the base margin, as natively
             if self._row is not None:
