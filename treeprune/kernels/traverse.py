@@ -117,6 +117,16 @@ def _read_block(X, start, m, rule, dtype):
 
 
 @njit(inline="always", cache=True)
+def _step(X, r, node, info, threshold, left, cat, cat_bounds, cat_words, rule, simple):
+    """One step of row ``r`` of ``X`` as given (not read by :func:`_load_row`): LightGBM's zero
+    rule is applied here."""
+    x = X[r, info[node] & FEATURE_MASK]
+    if rule == RULE_LIGHTGBM and abs(x) <= LIGHTGBM_ZERO_THRESHOLD:
+        x = 0.0
+    return _step_x(x, node, info, threshold, left, cat, cat_bounds, cat_words, rule, simple)
+
+
+@njit(inline="always", cache=True)
 def _step_x(x, node, info, threshold, left, cat, cat_bounds, cat_words, rule, simple):
     """The child of ``node`` that the feature value ``x`` (read by :func:`_load_row`) goes to."""
     flags = info[node] >> FEATURE_BITS
