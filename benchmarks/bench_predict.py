@@ -55,22 +55,39 @@ def make_data(n_rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def train_models(X: np.ndarray, y: np.ndarray, quick: bool) -> dict[str, object]:
+def train_models(X: np.ndarray, y: np.ndarray, quick: bool,
+                 models_dir: Path | None = None) -> dict[str, object]:
+    """The legacy models; with ``models_dir``, models saved there by an earlier run are reused
+    (training the 800-tree models takes minutes) and new ones are saved there."""
     import lightgbm as lgb
     import xgboost as xgb
 
     n_trees = 100 if quick else 800
     n_small = 50 if quick else 300
-    dtrain = xgb.DMatrix(X, y)
     params = {"objective": "binary:logistic", "eta": 0.05, "nthread": 2}
-    return {
-        f"xgb_{n_trees}x6": xgb.train({**params, "max_depth": 6}, dtrain, n_trees),
-        f"lgb_{n_trees}x63": lgb.train(
+    recipes = {
+        f"xgb_{n_trees}x6": lambda: xgb.train({**params, "max_depth": 6}, xgb.DMatrix(X, y),
+                                               n_trees),
+        f"lgb_{n_trees}x63": lambda: lgb.train(
             {"objective": "binary", "num_leaves": 63, "learning_rate": 0.05, "verbose": -1,
              "num_threads": 2, "min_data_in_leaf": 5},
             lgb.Dataset(X, y, categorical_feature=list(CATEGORICAL)), n_trees),
-        f"xgb_{n_small}x2": xgb.train({**params, "max_depth": 2}, dtrain, n_small),
+        f"xgb_{n_small}x2": lambda: xgb.train({**params, "max_depth": 2}, xgb.DMatrix(X, y),
+                                              n_small),
     }
+    models: dict[str, object] = {}
+    for name, train in recipes.items():
+        path = models_dir / (name + (".json" if name.startswith("xgb") else ".txt")) \
+            if models_dir is not None else None
+        if path is not None and path.exists():
+            models[name] = (xgb.Booster(model_file=str(path)) if name.startswith("xgb")
+                            else lgb.Booster(model_file=str(path)))
+            continue
+        models[name] = train()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            models[name].save_model(str(path))
+    return models
 
 
 def native_fns(model, threads: int):
@@ -127,6 +144,8 @@ def main() -> None:
     ap.add_argument("--single-calls", type=int, default=2000)
     ap.add_argument("--threads", type=int, nargs="+", default=[2])
     ap.add_argument("--quick", action="store_true", help="small models, for a smoke run")
+    ap.add_argument("--models-dir", type=Path, default=None,
+                    help="reuse the trained models saved here by an earlier run (and save new ones)")
     args = ap.parse_args()
 
     import lightgbm as lgb
@@ -141,7 +160,7 @@ def main() -> None:
     X32 = X.astype(np.float32)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        models = train_models(X_train, y_train, args.quick)
+        models = train_models(X_train, y_train, args.quick, args.models_dir)
         first = next(iter(models))
         pruned = pruned_model(tp.load(models[first]), X_prune, y_prune, 16 if args.quick else 64)
         models[f"pruned_{pruned.n_trees}x6"] = pruned.to_xgboost()
