@@ -148,3 +148,6 @@ def load_compiled(p: Any, cache_dir: Path | str | None = None) -> tuple[ModuleTy
     spec.loader.exec_module(module)
     _LOADED[key] = module
     return module, hit
+
+
+__all__ = ["load_compiled", "model_key", "default_cache_dir", "GENERATOR_VERSION"]

@@ -318,4 +318,5 @@ def pack_breadth_first(tree_offsets, left, right):
     return order[:pos], packed_left[:pos], depth[:pos]
 
 
-__all__ = ["margins_blocked", "margins_rows", "leaves_blocked", "pack_breadth_first", "BLOCK_ROWS"]
+__all__ = ["margins_blocked", "margins_one", "margins_rows", "leaves_blocked", "pack_breadth_first",
+           "BLOCK_ROWS", "LANES"]
