@@ -130,7 +130,7 @@ def psi_scaled(res, s: Split) -> float:
 
     fit = res.fit_index
     a, b = fit_affine(res.model.predict(s.Xp[fit], output="margin"),
-                      res.original.predict(s.Xp[fit], output="margin"))
+                      res.original.predict(s.Xp[fit], output="margin"), method="quantile")
     scaled = a[0] * res.model.predict(s.Xte, output="margin") + b[0]
     return _fidelity.psi(res.original.predict(s.Xte, output="margin"), scaled)
 

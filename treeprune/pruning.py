@@ -438,11 +438,12 @@ def prune(
             return cand
         from .passes import scale as scale_pass
 
-        # two parameters: a few thousand fit rows pin them down
+        # two parameters: a few thousand fit rows pin them down; matching quantiles keeps the
+        # score distribution (what PSI and cutoffs see), where least squares would shrink it
         sub = _subsample(len(rows.X), SCALE_ROWS)
         m = cand.predict(rows.X[sub], output="margin")
         try:
-            a, b = scale_pass.fit_affine(m, rows.target[sub], method="lstsq")
+            a, b = scale_pass.fit_affine(m, rows.target[sub], method="quantile")
         except DataError:  # constant, or ranking against the original: not a candidate
             return None
         return scale_pass.rescale(cand, a, b)
