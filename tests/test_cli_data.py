@@ -190,13 +190,15 @@ def test_model_output_suffix_checked_up_front(folder, capsys, monkeypatch, model
 def test_small_sample_warnings_in_result_report_and_json(folder, capsys, monkeypatch):
     monkeypatch.chdir(folder)
     status, out, err = cli(capsys, "prune", "xgb.json", "--data", "small.csv", "--target", "bad",
-                           "--tolerance", "0.001", "--out", "small.json", "--report",
-                           "small.html", "--json", "-q", "--force")
+                           "--tolerance", "0.001", "--cv", "1", "--out", "small.json",
+                           "--report", "small.html", "--json", "-q", "--force")
     assert status == 0, err
     doc = json.loads(out)
     assert any(w.startswith("too few judge rows for the tolerance") for w in doc["warnings"])
     assert doc["warnings"] == doc["manifest"]["warnings"]
-    assert doc["rows"] == {"fit": 100, "judge": 100}
+    # 200 rows, one split: a confirm slice held back, the rest halved into fit and judge rows
+    assert doc["rows"]["fit"] + doc["rows"]["judge"] < 200
+    assert doc["rows"]["fit"] == doc["rows"]["judge"]
     assert err.count("treeprune: warning:") == len(doc["warnings"])  # on stderr, even with -q
     html = (folder / "small.html").read_text(encoding="utf-8")
     assert "too few judge rows for the tolerance" in html
@@ -204,7 +206,7 @@ def test_small_sample_warnings_in_result_report_and_json(folder, capsys, monkeyp
     embedded = json.loads(re.search(
         r'<script type="application/json" id="treeprune-manifest">(.*?)</script>', html,
         re.S).group(1))
-    assert doc["manifest"]["data"]["rows"] == 100
+    assert doc["manifest"]["data"]["rows"] == doc["rows"]["judge"]
     assert doc["manifest"]["data"]["sha256"] == embedded["data"]["sha256"] is not None
     assert doc["manifest"]["data"]["origin"] == embedded["data"]["origin"] == "judge"
 
@@ -214,10 +216,12 @@ def test_report_says_which_rows_each_figure_comes_from(folder, tmp_path):
     X = frame.drop(columns=["bad"]).assign(tenure=lambda d: pd.Categorical(
         d["tenure"], categories=LEVELS))
     y = frame["bad"].to_numpy()
-    result = tp.prune(folder / "xgb.json", X.iloc[:1000], y[:1000], max_trees=5)
+    result = tp.prune(folder / "xgb.json", X.iloc[:1000], y[:1000], max_trees=5, cv=1)
     judge_only = write_report(result, tmp_path / "judge.md").read_text(encoding="utf-8")
     assert "Which rows each figure comes from" in judge_only
-    assert "| fit | 500 |" in judge_only and "| judge | 500 |" in judge_only
+    n_fit, n_judge = len(result.fit_index), len(result.judge_index)
+    assert n_fit + n_judge < 1000  # a confirm slice is held back from both
+    assert f"| fit | {n_fit} |" in judge_only and f"| judge | {n_judge} |" in judge_only
     assert "optimistic, not an independent test" in judge_only
     assert "test (given)" not in judge_only
     with_test = write_report(result, tmp_path / "test.html", X=X.iloc[1000:],
