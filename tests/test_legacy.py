@@ -334,3 +334,38 @@ def test_base_score_with_more_digits_than_xgboost_reads_is_refused() -> None:
             tp.load(json.dumps(doc).encode())
     doc["learner"]["learner_model_param"]["base_score"] = "1.00000000000000000E0"  # 18 digits
     assert tp.load(json.dumps(doc).encode()).base_margin[0] == 1.0
+
+
+@pytest.mark.parametrize("name", sorted(n for n, e in MANIFEST.items()
+                                        if e["library"] == "lightgbm"))
+def test_upgraded_lightgbm_file_loads_without_warnings(tmp_path: Path, name: str,
+                                                       capfd: pytest.CaptureFixture) -> None:
+    """Today's LightGBM loads the upgrade of a v2/v3 file silently and scores it exactly."""
+    from treeprune.upgrade import upgrade
+
+    out = tmp_path / "new.txt"
+    assert upgrade(_path(name, "text"), out).ok
+    capfd.readouterr()
+    booster = lgb.Booster(model_file=str(out))
+    raw = booster.predict(X, raw_score=True).reshape(len(X), -1)
+    leaf = booster.predict(X, pred_leaf=True).reshape(len(X), -1)
+    logged = capfd.readouterr()
+    assert "Warning" not in logged.out + logged.err, logged.out + logged.err
+    want_leaf, want_margin = _recorded(name)
+    np.testing.assert_array_equal(leaf, want_leaf)
+    np.testing.assert_array_equal(raw, want_margin)  # LightGBM sums doubles: bit for bit
+    # what the old file was trained with is still there, less what LightGBM no longer has
+    old = tp.load(_path(name, "text")).source_meta["parameters"]
+    kept = tp.load(out).source_meta["parameters"]
+    assert kept == {k: v for k, v in old.items() if k in kept}
+    assert {"boosting", "objective", "num_leaves", "learning_rate"} <= set(kept)
+
+
+def test_parameters_block_keeps_only_names_lightgbm_knows() -> None:
+    from lightgbm.basic import _ConfigAliases
+
+    from treeprune.io.lightgbm.parameters import LIGHTGBM_PARAMETERS, current_parameters
+
+    assert LIGHTGBM_PARAMETERS <= set(_ConfigAliases._get_all_param_aliases())
+    block = "[boosting: gbdt]\n[max_conflict_rate: 0]\n\n[num_leaves: 6]\n[sparse_threshold: 0.8]"
+    assert current_parameters(block) == "[boosting: gbdt]\n[num_leaves: 6]"

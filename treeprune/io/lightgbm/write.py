@@ -22,6 +22,7 @@ from ..._rules import (
 from ...ensemble import Ensemble
 from ...errors import ConversionError
 from ...trees import Tree, bfs_order, compact, get_trees
+from .parameters import current_parameters
 
 
 def _fmt(x: float) -> str:
@@ -296,7 +297,9 @@ def to_text(ens: Ensemble) -> str:
     out.append("\nfeature_importances:\n")
     out.extend(f"{names[i]}={int(importance[i])}\n" for i in order)
     params_text = meta.get("parameters_text")
-    if not isinstance(params_text, str):
+    # the source's block, less the parameters today's LightGBM no longer has (it warns on each)
+    params_text = current_parameters(params_text) if isinstance(params_text, str) else ""
+    if not params_text:
         params_text = _default_parameters(ens, keep_average)
     out.append("\nparameters:\n" + params_text.rstrip("\n") + "\n\nend of parameters\n")
     if meta.get(SCORECARD_KEY):
@@ -329,7 +332,7 @@ def to_booster(ens: Ensemble) -> Any:
         return lgb.Booster(model_str=text)
     except Exception as exc:  # noqa: BLE001 - LightGBM raises LightGBMError, JSON errors...
         # the trees are ours and valid; what LightGBM can refuse is the source's parameters
-        # block, copied back verbatim (for example a hand-edited value of the wrong type)
+        # block, copied back (for example a hand-edited value of the wrong type)
         raise ConversionError(
             f"LightGBM refused the model text ({type(exc).__name__}: {exc}); if the source "
             "file's parameters block was edited, restore it or drop source_meta"
