@@ -132,6 +132,24 @@ def test_unknown_level_refused_for_xgboost_missing_for_lightgbm(folder, capsys, 
                                atol=1e-12)
 
 
+@pytest.mark.parametrize(("name", "new"), [("lgb.txt", "up_lgb.txt"), ("xgb.json", "up_xgb.ubj")])
+def test_upgrade_checks_on_rows_with_text_levels(folder, capsys, monkeypatch, name, new):
+    from treeprune.upgrade import upgrade
+
+    monkeypatch.chdir(folder)
+    status, out, err = cli(capsys, "upgrade", name, new, "--data", "valid.csv", "--json",
+                           "--force")
+    assert status == 0, err
+    doc = json.loads(out)
+    assert doc["ok"] and doc["rows"] == 1500 and doc["trees_same_leaves"] == doc["trees"]
+    # the library function reads a DataFrame with text levels the same way
+    frame = pd.read_csv(folder / "valid.csv").drop(columns=["bad"])
+    check = upgrade(name, new, X=frame, overwrite=True)
+    assert check.ok and check.n_rows == 1500
+    native = native_on_csv(folder, new, "valid.csv")
+    np.testing.assert_allclose(native, tp.load(name).predict(frame), atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------------
 # item 5: text labels
 # ------------------------------------------------------------------------------------------------

@@ -509,20 +509,17 @@ def bench(model: str, data_path: str, rows: int | None, target: str | None, repe
               help="Check on these rows (CSV/Parquet, the model's feature columns) instead of "
                    "probe rows built from the model's split thresholds.")
 @click.option("--force", is_flag=True, help="Overwrite an existing NEW file.")
+@categories_option
 @json_option
-def upgrade_cmd(old: str, new: str, data_path: str | None, force: bool, as_json: bool) -> None:
+def upgrade_cmd(old: str, new: str, data_path: str | None, force: bool, categories: str,
+                as_json: bool) -> None:
     """Rewrite a legacy model in today's format with the same scores, and print the check."""
     from .upgrade import upgrade
 
     _check_output(Path(new), force, [Path(old)])
     X = None
     if data_path is not None:
-        ens = _load_model(old)
-        frame = read_data(data_path)
-        names = list(ens.feature_names)
-        if names and all(n in frame.columns for n in names):
-            frame = frame[names]
-        X = frame.to_numpy(dtype=np.float64)
+        X, _ = _read_rows(data_path, None, [_load_model(old)], categories)
     check = upgrade(old, new, X=X, overwrite=force)
     if as_json:
         _emit_json({"source": check.source, "target": check.target,

@@ -89,7 +89,8 @@ def probe_rows(ens: Ensemble, n_rows: int = 1000, seed: int = 0) -> np.ndarray:
         numeric = sel & (ens.cat_index < 0)
         t = ens.threshold[numeric]
         t = t[np.isfinite(t)]
-        t32 = t.astype(np.float32)
+        with np.errstate(over="ignore"):  # a threshold beyond float32 range rounds to inf
+            t32 = t.astype(np.float32)
         near = [t, np.nextafter(t32, np.float32(np.inf)).astype(np.float64),
                 np.nextafter(t32, np.float32(-np.inf)).astype(np.float64),
                 np.nextafter(t, np.inf), np.nextafter(t, -np.inf)]
@@ -116,8 +117,8 @@ def _native(path: Path, ens: Ensemble, X: np.ndarray) -> tuple[str, np.ndarray, 
 
         booster = xgb.Booster(model_file=str(path))
         types = list(ens.feature_types) if any(t == "c" for t in ens.feature_types) else None
-        dm = xgb.DMatrix(X, missing=np.nan, feature_types=types,
-                         enable_categorical=types is not None)
+        dm = xgb.DMatrix(X, missing=np.nan, feature_names=booster.feature_names,
+                         feature_types=types, enable_categorical=types is not None)
         return (f"XGBoost {xgb.__version__}", booster.predict(dm, output_margin=True),
                 booster.predict(dm, pred_leaf=True))
     import lightgbm as lgb
@@ -137,8 +138,10 @@ def upgrade(source: str | os.PathLike, target: str | os.PathLike, X: Any = None,
         The old model (XGBoost binary/JSON/UBJ of any release, LightGBM text v2-v4).
     target : path
         The new file; ``.json``/``.ubj`` for XGBoost, ``.txt`` for LightGBM.
-    X : array-like, optional
-        Rows to check on (numeric, the model's features in order); default: :func:`probe_rows`.
+    X : array-like or pandas DataFrame, optional
+        Rows to check on; default: :func:`probe_rows`. A DataFrame is read as every scoring
+        function reads one: columns matched by the model's feature names, categorical features
+        given as the levels the model stores (text, or a ``category`` column).
     overwrite : bool, default False
         Replace an existing ``target``.
     tolerance : float, default 1e-5
@@ -155,7 +158,10 @@ def upgrade(source: str | os.PathLike, target: str | os.PathLike, X: Any = None,
         The new file does not score the check rows as the old one did (nothing is written).
     ModelFormatError, UnsupportedModelError
         The old file cannot be read.
+    DataError
+        ``X`` does not hold the model's features (see :func:`treeprune.data.to_matrix`).
     """
+    from .data import to_matrix
     from .io import load
 
     src, dst = Path(source), Path(target)
@@ -164,11 +170,8 @@ def upgrade(source: str | os.PathLike, target: str | os.PathLike, X: Any = None,
     ens = load(src)
     if X is None:
         rows = probe_rows(ens)
-    else:
-        rows = np.asarray(X, dtype=np.float64)
-        if rows.ndim != 2 or rows.shape[1] != ens.n_features:
-            raise ConversionError(f"check rows should have {ens.n_features} columns, got shape "
-                                  f"{rows.shape}")
+    else:  # text levels become the model's codes, as in prune, compare and score
+        rows = to_matrix(ens, X, np.float64)
     margin = np.asarray(ens.predict(rows, output="margin"), dtype=np.float64).reshape(len(rows), -1)
     leaf = np.asarray(ens.predict(rows, output="leaf")).reshape(len(rows), -1)
     tmp = dst.with_name(f".{dst.name}.upgrading{dst.suffix}")
