@@ -68,11 +68,9 @@ def peak_rss_mb() -> float:
 
 
 def run(model, n_workers: int, n_rows: int, chunk: int, repeats: int) -> dict:
-    from distributed import Client, LocalCluster
+    from treeprune.scaleout._cluster import cluster_client
 
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=40) as cluster, \
-            Client(cluster) as client:
+    with cluster_client(n_workers=n_workers) as client:
         X = lazy_data(n_rows, chunk)
         # warm-up: load the cached kernels in every worker, ship nothing big
         client.run(lambda: model.predict(make_block(0, 8), output="margin"))
@@ -109,10 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         r = run(model, n_workers, args.rows, args.chunk, args.repeats)
         rows.append(r)
     first = lazy_data(min(args.chunk, args.rows), args.chunk)
-    from distributed import Client, LocalCluster
+    from treeprune.scaleout._cluster import cluster_client
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
-                      silence_logs=40) as cluster, Client(cluster):
+    with cluster_client(n_workers=1):
         on_cluster = model.predict(first, output="margin").compute()
     exact = bool(np.array_equal(on_cluster, in_memory))
 

@@ -9,17 +9,10 @@ import pytest
 
 @contextlib.contextmanager
 def local_cluster():
-    """A ``distributed.Client`` on a fresh 2-process LocalCluster; closed on exit."""
-    distributed = pytest.importorskip(
-        "distributed", reason="dask support not installed: pip install 'treeprune[dask]'"
-    )
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-        memory_limit="1GiB", silence_logs=40,
-    )
-    client = distributed.Client(cluster)
-    try:
+    """A ``distributed.Client`` on a fresh 2-process LocalCluster (the library's own helper)."""
+    pytest.importorskip("distributed",
+                        reason="dask support not installed: pip install 'treeprune[dask]'")
+    from treeprune.scaleout._cluster import cluster_client
+
+    with cluster_client(n_workers=2, memory_limit="1GiB") as client:
         yield client
-    finally:
-        client.close()
-        cluster.close()

@@ -434,7 +434,8 @@ def compare(model_a: str, model_b: str, data_path: str, target: str | None,
     if positive_label is not None and target is None:
         raise click.UsageError("--positive-label needs --target")
     if _is_glob(data_path):
-        from .scaleout._batch import cluster_client, read_parquet_glob
+        from .scaleout._batch import read_parquet_glob
+        from .scaleout._cluster import cluster_client
 
         with cluster_client(scheduler):
             X, y = _split_target_dask(read_parquet_glob(data_path), target, data_path)
@@ -585,7 +586,8 @@ def score(model: str, data_path: str, out_path: str | None, outputs: tuple[str, 
 def _score_cluster(model: str, data_path: str, out_dir: str, output: str, keep: tuple[str, ...],
                    workers: int | None, scheduler: str | None, force: bool, quiet: bool) -> None:
     """Score Parquet files on a dask cluster into Parquet files (treeprune[dask])."""
-    from .scaleout._batch import cluster_client, read_parquet_glob, score_to_parquet
+    from .scaleout._batch import read_parquet_glob, score_to_parquet
+    from .scaleout._cluster import cluster_client
 
     ens = _load_model(model)
     folder = Path(out_dir)

@@ -1,4 +1,4 @@
-"""Batch scoring of Parquet files on a dask cluster (``treeprune score``), and the cluster itself.
+"""Batch scoring of Parquet files on a dask cluster (``treeprune score``).
 
 Each input partition is scored and written by a worker, as its own Parquet file in the output
 folder (written under a temporary name, then renamed, so a file is either whole or absent); the
@@ -8,10 +8,9 @@ system), as with dask's own ``to_parquet``.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,36 +22,6 @@ from . import require_dask
 
 #: Outputs ``treeprune score`` writes (one value, or one per class, per row).
 SCORE_OUTPUTS = ("prediction", "margin", "score")
-
-
-@contextlib.contextmanager
-def cluster_client(scheduler: str | None = None, n_workers: int | None = None
-                   ) -> Iterator[Any]:
-    """A ``distributed.Client``: on the scheduler at ``scheduler``, else a LocalCluster.
-
-    The local cluster has ``n_workers`` (default: the CPU count) single-threaded worker
-    processes, each scoring one partition at a time; it is shut down on exit.
-    """
-    require_dask("scoring on a cluster")
-    import distributed
-
-    if scheduler:
-        client = distributed.Client(scheduler)
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    cluster = distributed.LocalCluster(
-        n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-        dashboard_address=None, silence_logs=40,
-    )
-    client = distributed.Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
 
 
 def read_parquet_glob(pattern: str) -> Any:
@@ -156,4 +125,4 @@ def score_to_parquet(ens: Ensemble, data: Any, out_dir: str | os.PathLike, clien
     return rows
 
 
-__all__ = ["SCORE_OUTPUTS", "cluster_client", "read_parquet_glob", "score_to_parquet"]
+__all__ = ["SCORE_OUTPUTS", "read_parquet_glob", "score_to_parquet"]
