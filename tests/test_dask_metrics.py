@@ -123,3 +123,56 @@ def test_prune_refuses_dask_and_says_to_sample():
     booster, X, y = make_model(XGBSpec(n_trees=6, max_depth=3, n_rows=200, seed=3))
     with pytest.raises(DataError, match=r"in-memory data.*sample"):
         tp.prune(tp.load(booster), da.from_array(X, chunks=(50, -1)), y)
+
+
+@pytest.fixture(scope="module")
+def continuous():
+    """Continuous scores (one distinct value a row) on more rows than the small sketch keeps."""
+    rng = np.random.default_rng(0)
+    y = (rng.random(20_000) < 0.2).astype(float)
+    return y, 0.9 * y + rng.normal(size=len(y))
+
+
+@pytest.mark.parametrize("higher_is_riskier", [True, False])
+def test_binned_auc_and_ks_within_their_stated_bounds(client, continuous, higher_is_riskier):
+    from treeprune.scaleout._metrics import auc_with_bound, ks_with_bound
+
+    y, s = continuous
+    sd, yd = da.from_array(s, chunks=3000), da.from_array(y, chunks=3000)
+    rate = y.mean()
+    exact_auc = metrics.auc(y, s, higher_is_riskier=higher_is_riskier)
+    exact_ks = metrics.ks(y, s, higher_is_riskier=higher_is_riskier)
+    for bins in (64, 1024):
+        table = score_table(sd, yd, max_bins=bins)
+        assert not table.exact and len(table.value) <= bins + 1  # memory bounded by the bins
+        value, bound = auc_with_bound(yd, sd, higher_is_riskier=higher_is_riskier, max_bins=bins)
+        assert 0 < bound <= 1 / (4 * bins * rate * (1 - rate))  # the bound the docstring states
+        assert abs(value - exact_auc) <= bound
+        value, bound = ks_with_bound(yd, sd, higher_is_riskier=higher_is_riskier, max_bins=bins)
+        assert abs(value - exact_ks) <= bound
+    # with room for every distinct score the same code is exact again
+    value, bound = auc_with_bound(yd, sd, higher_is_riskier=higher_is_riskier,
+                                  max_bins=len(y))
+    assert bound == 0 and value == pytest.approx(exact_auc, abs=1e-12)
+
+
+def test_binned_deciles_and_psi_count_exactly_at_sketched_edges(client, continuous):
+    from treeprune.scaleout._metrics import decile_table, psi
+
+    y, s = continuous
+    bins, n = 64, len(y)
+    sd, yd = da.from_array(s, chunks=3000), da.from_array(y, chunks=3000)
+    got = decile_table(yd, sd, 10, max_bins=bins)
+    want = metrics.decile_table(y, s, 10)
+    assert got["count"].sum() == n and got["bads"].sum() == y.sum()
+    # each edge lies within a couple of sketch bins (n / bins rows) of the exact quantile
+    np.testing.assert_allclose(got["cum_count_share"], want["cum_count_share"], atol=2 / bins)
+    for _, row in got.iterrows():  # the counts are exact for the edges used
+        inside = (s >= row["score_min"]) & (s <= row["score_max"])
+        assert inside.sum() == row["count"] and y[inside].sum() == row["bads"]
+    shifted = s + 0.1
+    result = psi(sd, da.from_array(shifted, chunks=5000), max_bins=bins)
+    edges = result.table["upper"].to_numpy()[:-1]
+    np.testing.assert_allclose(np.searchsorted(np.sort(s), edges, side="right") / n,
+                               np.arange(1, 10) / 10, atol=2 / bins)
+    assert result.value == pytest.approx(metrics.psi(s, shifted, bins=edges).value, rel=1e-12)
