@@ -119,12 +119,6 @@ def test_compare_models_on_dask_equals_in_memory(client):
     assert got.to_dict() == tp.compare(a, b, X, y, output="margin").to_dict()
 
 
-def test_prune_refuses_dask_and_says_to_sample():
-    booster, X, y = make_model(XGBSpec(n_trees=6, max_depth=3, n_rows=200, seed=3))
-    with pytest.raises(DataError, match=r"in-memory data.*sample"):
-        tp.prune(tp.load(booster), da.from_array(X, chunks=(50, -1)), y)
-
-
 @pytest.fixture(scope="module")
 def continuous():
     """Continuous scores (one distinct value a row) on more rows than the small sketch keeps."""

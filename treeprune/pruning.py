@@ -211,16 +211,10 @@ def _resolve_metric(ens: Ensemble, metric: str | None, has_labels: bool) -> str:
     return metric
 
 
-def _refuse_dask(*inputs: Any) -> None:
-    """Pruning needs its rows in memory; say how to get a sample from a dask collection."""
+def _on_dask(*inputs: Any) -> bool:
     from .scaleout import is_dask_collection
 
-    if any(is_dask_collection(v) for v in inputs):
-        raise DataError(
-            "prune needs in-memory data, not dask collections; prune on a sample that fits "
-            "(X.sample(frac=..., random_state=0).compute() and the same rows of y), then check "
-            "the pruned model on the whole data with tp.compare, which accepts dask collections"
-        )
+    return any(is_dask_collection(v) for v in inputs)
 
 
 def prune(
@@ -329,9 +323,12 @@ def prune(
     -------
     PruneResult
     """
+    if _on_dask(X, y, sample_weight, X_unlabeled):  # rows on a cluster: treeprune.scaleout
+        from .scaleout._prune import prune_dask
+
+        return prune_dask(**{k: v for k, v in locals().items() if k != "prune_dask"})
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    _refuse_dask(X, y, sample_weight, X_unlabeled)
     ens = load(model)
     if monotone_constraints is not None:
         ens = ens.replace(monotone_constraints=_constraints(ens, monotone_constraints))

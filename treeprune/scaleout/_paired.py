@@ -1,0 +1,154 @@
+"""Statistics of two scores of the same rows held in dask collections, as reductions.
+
+Each score is first reduced to its :class:`~treeprune.scaleout._metrics.ScoreTable` (exact up to
+``MAX_BINS`` distinct values, binned past that); one more pass then maps every row to what the
+tables say about it and sums a handful of moments per partition:
+
+* :func:`paired_auc`: DeLong's placement values of each row under each score (the share of the
+  other class ranked below it, ties a half) give both AUCs, their standard errors and the
+  standard error of their difference, as :mod:`treeprune._stopping` computes them in memory.
+* :func:`spearman`: each row's mid-rank under each score (the rank scipy's ``rankdata`` gives),
+  and the Pearson correlation of the two ranks.
+
+Both are exact while the tables are; with binned tables, rows inside a bin share its mid-rank and
+its placement (as tied rows do), which is the estimate that :func:`~treeprune.scaleout._metrics.
+auc_with_bound` bounds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from ._metrics import ScoreTable, _aligned, _reduce, score_table
+
+
+def _placement(table: ScoreTable, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(v10, v01) of rows with scores ``s``: goods ranked below each (over all goods) and bads
+    ranked above each (over all bads), ties and rows of the same bin counted a half."""
+    goods = (table.count - table.bads).astype(np.float64)
+    bads = table.bads.astype(np.float64)
+    goods_below = np.concatenate([[0.0], np.cumsum(goods)[:-1]])
+    bads_above = bads.sum() - np.cumsum(bads)
+    b = np.minimum(np.searchsorted(table.value, s, side="left"), len(table.value) - 1)
+    return ((goods_below[b] + 0.5 * goods[b]) / goods.sum(),
+            (bads_above[b] + 0.5 * bads[b]) / bads.sum())
+
+
+def _mid_rank(table: ScoreTable, s: np.ndarray) -> np.ndarray:
+    below = np.concatenate([[0.0], np.cumsum(table.count)[:-1]])
+    b = np.minimum(np.searchsorted(table.value, s, side="left"), len(table.value) - 1)
+    return below[b] + (table.count[b] + 1) / 2.0
+
+
+def _moments(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """n, sums, and centred second moments of (u, v): mergeable exactly (Chan et al.)."""
+    n = float(len(u))
+    if n == 0:
+        return np.zeros(6)
+    mu, mv = u.mean(), v.mean()
+    du, dv = u - mu, v - mv
+    return np.array([n, mu, mv, du @ du, dv @ dv, du @ dv])
+
+
+def _merge_moments(*parts: np.ndarray) -> np.ndarray:
+    out = np.zeros(6)
+    for p in parts:
+        if p[0] == 0:
+            continue
+        if out[0] == 0:
+            out = p.copy()
+            continue
+        n = out[0] + p[0]
+        du, dv = p[1] - out[1], p[2] - out[2]
+        f = out[0] * p[0] / n
+        out = np.array([n, out[1] + du * p[0] / n, out[2] + dv * p[0] / n,
+                        out[3] + p[3] + du * du * f, out[4] + p[4] + dv * dv * f,
+                        out[5] + p[5] + du * dv * f])
+    return out
+
+
+def _delong_part(ta: ScoreTable, tb: ScoreTable, a: Any, b: Any, y: Any) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    a10, a01 = _placement(ta, a)
+    b10, b01 = _placement(tb, b)
+    bad = y == 1
+    return np.stack([_moments(a10[bad], b10[bad]), _moments(a01[~bad], b01[~bad])])
+
+
+def _merge_delong(*parts: np.ndarray) -> np.ndarray:
+    return np.stack([_merge_moments(*(p[0] for p in parts)),
+                     _merge_moments(*(p[1] for p in parts))])
+
+
+def paired_auc(y: Any, a: Any, b: Any) -> dict[str, float]:
+    """AUCs of dask scores ``a`` and ``b`` of the same rows against ``y`` with DeLong's standard
+    errors: ``auc_a``, ``auc_b``, ``se_a``, ``se_b``, ``se_diff`` (of ``auc_b - auc_a``)."""
+    import dask
+
+    ta, tb = score_table(a, y), score_table(b, y)
+    for t in (ta, tb):
+        if int(t.bads.sum()) in (0, t.n):
+            raise DataError("y contains a single class; AUC needs both goods (0) and bads (1)")
+    pa, pb = _aligned(a, y), _aligned(b, y)
+    part = dask.delayed(_delong_part, pure=True)
+    m10, m01 = _reduce([part(ta, tb, sa, sb, yy) for (sa, yy), (sb, _) in zip(pa, pb, strict=True)],
+                       _merge_delong)
+    P, N = m10[0], m01[0]
+
+    def var(moments: np.ndarray, k: int) -> float:
+        return moments[k] / (moments[0] - 1) if moments[0] > 1 else 0.0
+
+    va = var(m10, 3) / P + var(m01, 3) / N
+    vb = var(m10, 4) / P + var(m01, 4) / N
+    cov = var(m10, 5) / P + var(m01, 5) / N
+    return {"auc_a": float(m10[1]), "auc_b": float(m10[2]), "se_a": math.sqrt(max(va, 0.0)),
+            "se_b": math.sqrt(max(vb, 0.0)),
+            "se_diff": math.sqrt(max(va + vb - 2 * cov, 0.0))}
+
+
+def _rank_part(ta: ScoreTable, tb: ScoreTable, a: Any, b: Any) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    return _moments(_mid_rank(ta, a), _mid_rank(tb, b))
+
+
+def _value_part(a: Any, b: Any) -> np.ndarray:
+    return _moments(np.asarray(a, dtype=np.float64).reshape(-1),
+                    np.asarray(b, dtype=np.float64).reshape(-1))
+
+
+def pearson_moments(a: Any, b: Any, ranks: bool = False) -> np.ndarray:
+    """Merged ``_moments`` of two dask scores of the same rows (of their mid-ranks with
+    ``ranks``)."""
+    import dask
+
+    pa, pb = _aligned(a, None), _aligned(b, None)
+    if ranks:
+        ta, tb = score_table(a), score_table(b)
+        part = dask.delayed(_rank_part, pure=True)
+        parts = [part(ta, tb, sa, sb) for (sa, _), (sb, _) in zip(pa, pb, strict=True)]
+    else:
+        part = dask.delayed(_value_part, pure=True)
+        parts = [part(sa, sb) for (sa, _), (sb, _) in zip(pa, pb, strict=True)]
+    return _reduce(parts, _merge_moments)
+
+
+def correlation(moments: np.ndarray) -> float:
+    """Pearson's correlation from merged moments (NaN when either side is constant)."""
+    if moments[0] < 2 or moments[3] <= 0 or moments[4] <= 0:
+        return math.nan
+    return float(moments[5] / math.sqrt(moments[3] * moments[4]))
+
+
+def spearman(a: Any, b: Any) -> float:
+    """Spearman's correlation of two dask scores of the same rows (see the module docstring)."""
+    return correlation(pearson_moments(a, b, ranks=True))
+
+
+__all__ = ["correlation", "paired_auc", "pearson_moments", "spearman"]
