@@ -16,6 +16,7 @@ from xgb_models import XGBSpec, make_model  # noqa: E402
 
 import treeprune as tp  # noqa: E402
 from treeprune import metrics  # noqa: E402
+from treeprune.comparison import compare_scores  # noqa: E402
 from treeprune.errors import DataError  # noqa: E402
 from treeprune.scaleout._metrics import ScoreTable, score_table  # noqa: E402
 
@@ -112,11 +113,71 @@ def test_compare_models_on_dask_equals_in_memory(client):
     a, b = tp.load(booster_a), tp.load(booster_b)
     want = tp.compare(a, b, X, y)
     got = tp.compare(a, b, da.from_array(X, chunks=(150, -1)), da.from_array(y, chunks=150))
-    assert got.to_dict() == want.to_dict()
+    _assert_same(got.to_dict(), want.to_dict())
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
     ddf = dd.from_pandas(frame, npartitions=3)
     got = tp.compare(a, b, ddf, dd.from_pandas(pd.Series(y), npartitions=3), output="margin")
-    assert got.to_dict() == tp.compare(a, b, X, y, output="margin").to_dict()
+    _assert_same(got.to_dict(), tp.compare(a, b, X, y, output="margin").to_dict())
+    # explicit cutoffs, no outcome, points-like direction
+    got = tp.compare(a, b, ddf, cutoffs=[0.3, 0.5], higher_is_riskier=False)
+    _assert_same(got.to_dict(), tp.compare(a, b, X, cutoffs=[0.3, 0.5],
+                                           higher_is_riskier=False).to_dict())
+
+
+def _assert_same(got, want, rel=1e-9):
+    """Equal up to the last bits of floating-point sums (the reductions add in another order)."""
+    if isinstance(want, dict):
+        assert set(got) == set(want)
+        for k in want:
+            _assert_same(got[k], want[k], rel)
+    elif isinstance(want, list):
+        assert len(got) == len(want)
+        for g, w in zip(got, want, strict=True):
+            _assert_same(g, w, rel)
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, rel=rel, abs=1e-12)
+    else:
+        assert got == want
+
+
+def test_compare_regression_scores_on_dask(client, data):
+    y, p, p_b, margin = data
+    resp = margin * 3 + 1
+    want = compare_scores(p, p_b, y=resp, task="regression")
+    got = compare_scores(da.from_array(p, chunks=500), da.from_array(p_b, chunks=500),
+                            y=da.from_array(resp, chunks=500), task="regression")
+    _assert_same(got.to_dict(), want.to_dict())
+
+
+def test_compare_of_continuous_scores_stays_bounded(client, continuous, monkeypatch):
+    """Past MAX_BINS distinct scores: sketched cutoffs and quantiles, exact counts at them."""
+    from treeprune.scaleout import _compare, _metrics
+
+    monkeypatch.setattr(_metrics, "MAX_BINS", 256)
+    monkeypatch.setattr(_compare, "KENDALL_ROWS", 5000)
+    y, s = continuous
+    rng = np.random.default_rng(1)
+    s_b = s + rng.normal(scale=0.3, size=len(s))
+    n = len(s)
+    want = compare_scores(s, s_b, y)
+    got = compare_scores(da.from_array(s, chunks=3000), da.from_array(s_b, chunks=3000),
+                            da.from_array(y, chunks=3000))
+    assert got.correlations["pearson"] == pytest.approx(want.correlations["pearson"], rel=1e-9)
+    assert got.correlations["spearman"] == pytest.approx(want.correlations["spearman"], abs=2e-3)
+    assert got.correlations["kendall"] == pytest.approx(want.correlations["kendall"], abs=0.02)
+    assert got.abs_diff["max"] == want.abs_diff["max"]
+    diff = np.sort(np.abs(s - s_b))
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        rank = np.searchsorted(diff, got.abs_diff[name]) / n
+        assert abs(rank - q) <= 2 / 256, name
+    assert np.abs(got.metrics.to_numpy() - want.metrics.to_numpy()).max() < 0.01
+    for g in got.swap_sets:
+        counts = g.counts.to_numpy()
+        assert counts.sum() == n and abs(g.approval_rate_a - g.target_approval_rate) <= 2 / 256
+        declined_a = s >= g.cutoff_a  # the counts are exact at the cutoffs used
+        declined_b = s_b >= g.cutoff_b
+        assert counts[1, 1] == np.count_nonzero(declined_a & declined_b)
+        assert counts[0, 1] == np.count_nonzero(~declined_a & declined_b)
 
 
 @pytest.fixture(scope="module")

@@ -133,6 +133,6 @@ def test_loss_holdout_and_input_errors(client, case):
     with pytest.raises(DataError, match="partition sizes of X are unknown"):
         tp.prune(ens, Xd, yv)
     with pytest.raises(DataError, match="partitions"):
-        tp.prune(ens, Xd, _frame(Xv, yv, 3)[1])
+        tp.prune(ens, Xd, da.from_array(yv, chunks=700))
     with pytest.raises(DataError, match="X must be a dask collection"):
         tp.prune(ens, Xv, yv, X_unlabeled=Xd)

@@ -364,7 +364,9 @@ def compare_scores(
     Parameters
     ----------
     score_a, score_b : array-like or dask Array/Series of shape (n,)
-        Finite scores of the same rows (dask scores are computed and brought back).
+        Finite scores of the same rows. Dask scores are compared by reductions on the cluster
+        (:mod:`treeprune.scaleout._compare`: exact up to 65,536 distinct scores, within stated
+        bounds past that; Kendall's tau on a sample of at most 100,000 rows).
     y : array-like of shape (n,), optional
         Outcome. For ``task='binary'`` it must hold 0 (good) and 1 (bad), both present.
     cutoffs : float or sequence of float, optional
@@ -393,8 +395,12 @@ def compare_scores(
         Non-finite scores, lengths that do not match, labels that are not 0/1 or a single class
         (binary task), invalid cutoffs or approval rates.
     """
-    if any(_is_dask(v) for v in (score_a, score_b, y)):
-        (score_a, score_b), y = _gather_scores([score_a, score_b], y)
+    if any(_is_dask(v) for v in (score_a, score_b, y)):  # reductions on the cluster
+        from .scaleout._compare import compare_scores_dask
+
+        return compare_scores_dask(score_a, score_b, y, cutoffs, higher_is_riskier,
+                                   approval_rates=approval_rates, task=task,
+                                   is_probability=is_probability, psi_bins=psi_bins)
     a = check_scores(score_a, "score_a")
     b = check_scores(score_b, "score_b")
     check_length(b, len(a), "score_b", "score_a")
@@ -451,27 +457,6 @@ def _is_dask(values: Any) -> bool:
     return is_dask_collection(values)
 
 
-def _gather_scores(scores: list[Any], y: Any) -> tuple[list[np.ndarray], Any]:
-    """Scores computed partition-wise on the cluster, brought back as vectors (with ``y``).
-
-    Correlations (Kendall's tau) and the quantiles of ``|a - b|`` need the joint sample, so the
-    comparison holds the two scores and the outcome (24 bytes a row); the features stay on the
-    workers. For monitoring metrics of one score use :mod:`treeprune.metrics`, which reduces dask
-    scores without collecting them.
-    """
-    from .scaleout import require_dask
-
-    require_dask("dask collections")
-    import dask
-
-    with warnings.catch_warnings():
-        # scores (arrays built from partitions) and y (a dataframe column) share their input:
-        # one compute reads it once; dask only warns that it merges the two graph kinds
-        warnings.filterwarnings("ignore", message="Computing mixed collections")
-        *got, yy = dask.compute(*scores, y)
-    return list(got), yy
-
-
 def compare(
     model_a: Any,
     model_b: Any,
@@ -491,7 +476,7 @@ def compare(
         Binary or regression models (multiclass is not supported).
     X : array-like, pandas.DataFrame or dask collection of shape (n, n_features)
         Rows to score (validation data). A dask DataFrame/Array is scored partition-wise on the
-        cluster; only the two scores and ``y`` come back to compare (``treeprune[dask]``).
+        cluster and compared by reductions there; no rows come back (``treeprune[dask]``).
     y : array-like or dask Series/Array of shape (n,), optional
         Outcome: 0 (good) / 1 (bad) for binary models, the response for regression.
     cutoffs : float or sequence of float, optional
@@ -533,10 +518,13 @@ def compare(
             f"compare needs two models of the same kind; model A is {kinds[0]} "
             f"({models[0].objective.name}), model B is {kinds[1]} ({models[1].objective.name})"
         )
-    scores = [m.predict(X, output=output) for m in models]
-    if any(_is_dask(v) for v in (*scores, y)):
-        scores, y = _gather_scores(scores, y)
-    scores = [np.asarray(s, dtype=np.float64).reshape(-1) for s in scores]
+    if any(_is_dask(v) for v in (X, y)):  # scored and compared on the cluster
+        from .scaleout._compare import model_scores
+
+        *scores, y = model_scores(models, X, y, output)
+    else:
+        scores = [np.asarray(m.predict(X, output=output), dtype=np.float64).reshape(-1)
+                  for m in models]
     is_prob = bool(
         binary[0] and output == "prediction"
         and all(m.objective.output == "sigmoid" for m in models)

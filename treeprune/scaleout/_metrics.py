@@ -270,12 +270,13 @@ def _reduce(parts: list[Any], combine: Any) -> Any:
     return out
 
 
-def first_pass(score: Any, y: Any = None, max_bins: int = MAX_BINS) -> ScoreTable | Sketch:
+def first_pass(score: Any, y: Any = None, max_bins: int | None = None) -> ScoreTable | Sketch:
     """The exact :class:`ScoreTable` of a dask score (and outcome), or its :class:`Sketch` when it
     has more than ``max_bins`` distinct values; one pass over the partitions."""
     require_dask("dask scores")
     import dask
 
+    max_bins = MAX_BINS if max_bins is None else int(max_bins)
     pairs = _aligned(score, y)
     if not pairs:
         raise DataError("score is empty")
@@ -297,7 +298,7 @@ def histogram(score: Any, y: Any, inner: np.ndarray, negate: bool = False) -> np
                    _add_histograms)
 
 
-def score_table(score: Any, y: Any = None, max_bins: int = MAX_BINS) -> ScoreTable:
+def score_table(score: Any, y: Any = None, max_bins: int | None = None) -> ScoreTable:
     """The merged :class:`ScoreTable` of a dask score (and outcome), computed on the cluster.
 
     Exact (one pass) up to ``max_bins`` distinct scores; past that a binned table of at most
@@ -335,7 +336,7 @@ def _as_weighted_rows(table: ScoreTable) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def auc_with_bound(y: Any, score: Any, *, higher_is_riskier: bool = True,
-                   max_bins: int = MAX_BINS) -> tuple[float, float]:
+                   max_bins: int | None = None) -> tuple[float, float]:
     """The AUC of dask collections and a bound on its error: ``|exact - estimate| <= bound``.
 
     ``bound`` is 0 while the score has at most ``max_bins`` distinct values (see the module
@@ -365,7 +366,7 @@ def gini(y: Any, score: Any, *, higher_is_riskier: bool = True) -> float:
 
 
 def ks_with_bound(y: Any, score: Any, *, higher_is_riskier: bool = True,
-                  max_bins: int = MAX_BINS) -> tuple[float, float]:
+                  max_bins: int | None = None) -> tuple[float, float]:
     """The KS of dask collections and a bound on its error: ``|exact - estimate| <= bound``."""
     from .. import metrics
 
@@ -406,7 +407,7 @@ def risk_quantile(first: ScoreTable | Sketch, q: np.ndarray, higher_is_riskier: 
 
 
 def decile_table(y: Any, score: Any, n_bins: int = 10, *,
-                 higher_is_riskier: bool = True, max_bins: int = MAX_BINS) -> pd.DataFrame:
+                 higher_is_riskier: bool = True, max_bins: int | None = None) -> pd.DataFrame:
     """:func:`treeprune.metrics.decile_table` of dask collections.
 
     Exact up to ``max_bins`` distinct scores; past that the edges are the sketch's quantiles and
@@ -455,7 +456,7 @@ def decile_table(y: Any, score: Any, n_bins: int = 10, *,
 
 
 def psi(expected: Any, actual: Any, n_bins: int = 10, bins: Any = "quantile",
-        max_bins: int = MAX_BINS) -> Any:
+        max_bins: int | None = None) -> Any:
     """:func:`treeprune.metrics.psi` where either distribution may be a dask collection.
 
     The bin edges come from a first pass over the expected score (exact quantiles up to

@@ -74,13 +74,41 @@ def _column_parts(v: Any, name: str, n_parts: int, sizes: tuple[float, ...] | No
     return parts
 
 
+#: Names of the label and weight columns joined to a dask DataFrame's partitions.
+Y_COLUMN, W_COLUMN = "__treeprune_y__", "__treeprune_w__"
+
+
+def _take(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return frame[column].to_numpy()
+
+
+def _drop(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    return frame.drop(columns=list(columns))
+
+
 def row_parts(X: Any, y: Any = None, w: Any = None, name: str = "X") -> RowParts:
     """``X`` split into delayed row partitions, with ``y`` and ``w`` aligned to them."""
     require_dask("dask collections")
+    import dask
     import dask.array as da
     import dask.dataframe as dd
 
     if isinstance(X, dd.DataFrame):
+        columns = {k: v for k, v in ((Y_COLUMN, y), (W_COLUMN, w)) if isinstance(v, dd.Series)}
+        if columns:
+            # one frame, split once: dask may partition a column alone differently from the
+            # frame it came from (a Parquet read fuses small partitions of narrow projections)
+            joined = list(X.assign(**columns).to_delayed())
+            take = dask.delayed(_take, pure=True)
+            drop = dask.delayed(_drop, pure=True)
+            parts = [drop(p, tuple(columns)) for p in joined]
+            yp = [take(p, Y_COLUMN) for p in joined] if Y_COLUMN in columns else None
+            wp = [take(p, W_COLUMN) for p in joined] if W_COLUMN in columns else None
+            if y is not None and yp is None:
+                yp = _column_parts(y, "y", len(parts), None)
+            if w is not None and wp is None:
+                wp = _column_parts(w, "sample_weight", len(parts), None)
+            return RowParts(parts, yp, wp, True)
         parts, sizes, frame = list(X.to_delayed()), None, True
     elif isinstance(X, da.Array):
         if X.ndim != 2:
