@@ -11,8 +11,9 @@ Conventions used throughout:
 
 The arithmetic is done by numpy and scikit-learn; this module adds the credit conventions (Gini,
 KS, decile tables, PSI bands) and the validation around them. AUC, Gini, KS, the decile table and
-the PSI also take dask collections (``treeprune[dask]``): they are then exact reductions over the
-partitions (:mod:`treeprune.scaleout`), equal to the in-memory results. Comparing two scores or two models
+the PSI also take dask collections (``treeprune[dask]``): they are then reductions over the
+partitions (:mod:`treeprune.scaleout._metrics`), equal to the in-memory results up to 65,536
+distinct scores and within stated, computed bounds past that (memory stays bounded). Comparing two scores or two models
 (correlations, swap sets, metric deltas) is :mod:`treeprune.comparison`.
 """
 
