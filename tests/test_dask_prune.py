@@ -106,14 +106,17 @@ def test_holdout_on_every_confirm_row_equals_in_memory_statistics(client, case):
 def test_fidelity_without_labels_and_a_bounded_sample(client, case):
     ens, X, _ = case
     Xv = X[:5000]
+    extra = dd.from_pandas(pd.DataFrame(X[5000:7000], columns=NAMES), npartitions=2)
     result = prune_dask(ens, dd.from_pandas(pd.DataFrame(Xv, columns=NAMES), npartitions=4),
-                        families=("select",), cv=1, max_trees=6, sample_rows=1500)
+                        families=("select",), cv=1, max_trees=6, sample_rows=1500,
+                        X_unlabeled=extra)
     assert result.metric == "fidelity"
     info = result.params["dask"]
     n_confirm = result.params["rows"]["confirm"]
     assert info["rows"] == 5000 and info["decision_rows"] == 5000 - n_confirm
     # the search held about sample_rows rows, drawn by hash; the confirm rows were all used
     assert 1200 <= info["sampled_rows"] <= 1800
+    assert info["unlabeled_rows"] == 2000 and 1200 <= result.params["n_unlabeled"] <= 1800
     assert result.params["rows"]["fit"] + result.params["rows"]["judge"] == info["sampled_rows"]
     confirm = np.flatnonzero(row_uniform(ens, Xv, None, 0) < 0.2)
     assert result.holdout["rows"] == n_confirm == len(confirm)

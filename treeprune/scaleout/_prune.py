@@ -13,8 +13,9 @@ What runs where:
    :func:`treeprune.prune` on that sample: it is *not* distributed, and it sees at most about
    ``sample_rows`` rows. Data that fits (no more than ``sample_rows`` decision rows) is searched
    whole.
-4. **Holdout** (one to three passes): the chosen model and the original are scored on every
-   confirm row, partition by partition, and compared by reductions (:mod:`._paired`,
+4. **Holdout** (one pass, then reductions of the kept margins): the chosen model and the
+   original are scored on every confirm row, partition by partition (their margins, 24 bytes a
+   confirm row, stay on the workers), and compared by reductions (:mod:`._paired`,
    :mod:`._metrics`): DeLong's AUC and standard errors, KS, mean loss differences, Spearman's
    correlation. These are exact up to ``MAX_BINS`` distinct margins and within the bounds stated
    in :mod:`._metrics` past that. ``result.holdout`` reports them.
@@ -169,15 +170,17 @@ def _holdout(ens: Ensemble, chosen: Ensemble, metric: str, parts: RowParts, rand
         se_diff = math.sqrt(max(m[3] + m[4] - 2 * m[5], 0.0) / (n - 1) / n) if n > 1 else 0.0
         return {"rows": int(n), "metric": float(m[2]), "se": se, "original": float(m[1]),
                 "diff": float(m[2] - m[1]), "se_diff": se_diff}
+    # the confirm rows' two margins and label (24 bytes a row) are kept where they were computed
+    # (on the workers, with a distributed client): the reductions below read them several times
     cols = da.concatenate([da.from_delayed(j, shape=(np.nan, 3), dtype=np.float64)
-                           for j in jobs], axis=0)
+                           for j in jobs], axis=0).persist()
     a, b, y = cols[:, 0], cols[:, 1], cols[:, 2]
     if metric == "fidelity":
         value = spearman(a, b)
         se = spearman_se(value, n_confirm)
         return {"rows": n_confirm, "metric": value, "se": se, "original": 1.0,
                 "diff": value - 1.0, "se_diff": se}
-    bads = int(_reduce([dask.delayed(_bads)(j) for j in jobs], _sum))
+    bads = int(_reduce([dask.delayed(_bads)(j) for j in cols.to_delayed().ravel()], _sum))
     if bads in (0, n_confirm):  # one class only: no AUC or KS to confirm
         return {}
     if metric == "ks":
