@@ -11,7 +11,12 @@ For 1 and 2 workers it prints rows/s (best of --repeats), the scaling ratio (2 w
 and each worker's peak resident memory after the runs, next to the size of one partition and of
 the whole data. Data generation is timed on its own as well, to show what the scoring adds.
 
-Usage: python benchmarks/bench_dask.py [--rows 10000000] [--chunk 250000] [--repeats 2]
+With ``--auc`` it also times the AUC of the 2-worker cluster's margins against synthetic outcomes
+(one distinct margin per row: the bounded sketch-and-histogram reduction of
+``treeprune.scaleout._metrics``) and prints the estimate, its error bound and the client's peak
+memory.
+
+Usage: python benchmarks/bench_dask.py [--rows 10000000] [--chunk 250000] [--repeats 2] [--auc]
 Prints a table and writes benchmarks/results/bench_dask.csv.
 """
 
@@ -35,6 +40,23 @@ def make_block(seed: int, n_rows: int) -> np.ndarray:
     X = rng.normal(size=(n_rows, N_FEATURES))
     X[rng.random(X.shape) < 0.05] = np.nan
     return X
+
+
+def make_outcome(seed: int, n_rows: int) -> np.ndarray:
+    """Outcomes for the rows of ``make_block(seed, n_rows)``: 1 with probability sigmoid(x0)."""
+    x0 = np.nan_to_num(make_block(seed, n_rows)[:, 0])
+    u = np.random.default_rng(seed + 7).random(n_rows)
+    return (u < 1 / (1 + np.exp(-x0))).astype(np.float64)
+
+
+def lazy_outcome(n_rows: int, chunk: int):
+    import dask
+    import dask.array as da
+
+    sizes = [min(chunk, n_rows - start) for start in range(0, n_rows, chunk)]
+    return da.concatenate([da.from_delayed(dask.delayed(make_outcome, pure=True)(i, n),
+                                           shape=(n,), dtype=np.float64)
+                           for i, n in enumerate(sizes)])
 
 
 def train_model(seed: int = 0):
@@ -96,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=10_000_000, help="rows to score (default 10M)")
     ap.add_argument("--chunk", type=int, default=250_000, help="rows per partition")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--auc", action="store_true",
+                    help="also time the bounded AUC reduction on 2 workers")
     args = ap.parse_args(argv)
 
     model = train_model()
@@ -131,6 +155,17 @@ def main(argv: list[str] | None = None) -> int:
     table.assign(partition_mb=partition_mb, data_mb=data_mb, exact=exact).to_csv(
         RESULTS / "bench_dask.csv", index=False)
     print(f"wrote {RESULTS / 'bench_dask.csv'}")
+    if args.auc:
+        from treeprune.scaleout._metrics import auc_with_bound
+
+        with cluster_client(n_workers=2):
+            t0 = time.perf_counter()
+            value, bound = auc_with_bound(lazy_outcome(args.rows, args.chunk),
+                                          model.predict(lazy_data(args.rows, args.chunk),
+                                                        output="margin"))
+            seconds = time.perf_counter() - t0
+        print(f"AUC of {args.rows:,} continuous margins on 2 workers: {value:.6f} +- {bound:.2e} "
+              f"in {seconds:.1f}s; client peak RSS {peak_rss_mb():.0f} MB")
     return 0 if exact and same else 1
 
 
