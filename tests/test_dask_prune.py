@@ -139,3 +139,17 @@ def test_loss_holdout_and_input_errors(client, case):
         tp.prune(ens, Xd, da.from_array(yv, chunks=700))
     with pytest.raises(DataError, match="X must be a dask collection"):
         tp.prune(ens, Xv, yv, X_unlabeled=Xd)
+
+
+def test_row_hash_is_per_row_and_seeded(case):
+    ens, X, y = case
+    Xv, yv = X[:500], y[:500]
+    u = row_uniform(ens, Xv, yv, 0)
+    assert u.shape == (500,) and (u >= 0).all() and (u < 1).all()
+    # a row's number does not depend on which rows share its partition, or on their order
+    np.testing.assert_array_equal(u[100:200], row_uniform(ens, Xv[100:200], yv[100:200], 0))
+    np.testing.assert_array_equal(u[::-1], row_uniform(ens, Xv[::-1], yv[::-1], 0))
+    frame = pd.DataFrame(Xv, columns=NAMES)
+    np.testing.assert_array_equal(u, row_uniform(ens, frame, yv, 0))
+    assert not np.array_equal(u, row_uniform(ens, Xv, yv, 1))
+    assert not np.array_equal(u, row_uniform(ens, Xv, 1 - yv, 0))

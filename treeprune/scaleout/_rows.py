@@ -125,9 +125,17 @@ def row_parts(X: Any, y: Any = None, w: Any = None, name: str = "X") -> RowParts
     return RowParts(parts, yp, wp, frame)
 
 
-def hash_key(random_state: int) -> str:
-    """The 16-character key of pandas' row hash for ``random_state``."""
-    return hashlib.sha256(f"treeprune:{int(random_state)}".encode()).hexdigest()[:16]
+def _seed(random_state: int) -> np.uint64:
+    return np.uint64(int(hashlib.sha256(f"treeprune:{int(random_state)}".encode()).hexdigest()[:16],
+                         16))
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every bit of the input moves about half of the output bits."""
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 def row_uniform(ens: Ensemble, X: Any, y: np.ndarray | None, random_state: int) -> np.ndarray:
@@ -136,8 +144,9 @@ def row_uniform(ens: Ensemble, X: Any, y: np.ndarray | None, random_state: int) 
     frame = pd.DataFrame(matrix)
     if y is not None:
         frame["__y__"] = y
-    h = pd.util.hash_pandas_object(frame, index=False, hash_key=hash_key(random_state))
-    return (h.to_numpy(dtype=np.uint64) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    # pandas' row hash of numbers takes no key: the seed is mixed in afterwards
+    h = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+    return (_mix(h ^ _seed(random_state)) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
 def labels(y: Any, positive_label: Any) -> np.ndarray | None:
@@ -147,4 +156,4 @@ def labels(y: Any, positive_label: Any) -> np.ndarray | None:
     return as_1d_float(binary_labels(np.asarray(y), positive_label), "y")
 
 
-__all__ = ["RowParts", "hash_key", "labels", "row_parts", "row_uniform"]
+__all__ = ["RowParts", "labels", "row_parts", "row_uniform"]
