@@ -18,7 +18,7 @@ import numpy as np
 from .data import to_matrix
 from .ensemble import Ensemble
 from .errors import DataError
-from .kernels.traverse import leaves_blocked, margins_blocked, margins_one, margins_rows
+from .kernels.traverse import leaves_blocked, margin_row, margins_blocked, margins_rows
 from .packed import Packed, pack
 
 OUTPUTS = ("prediction", "margin", "leaf", "per_tree", "score", "contrib")
@@ -137,7 +137,7 @@ class Predictor:
         self._p = p
         self._n_features = ens.n_features
         self._args = (p.trees, p.info, p.threshold, p.left, p.cat, p.cat_bounds, p.cat_words,
-                      p.leaf_value, p.rule, p.simple)
+                      p.leaf_value, p.rule, p.simple, p.base_margin)
         self._single = len(p.base_margin) == 1
         self._finish = self._make_finish(ens, output)
         #: Seconds the first compile (or cache load) of this model took; None when not compiled.
@@ -151,8 +151,7 @@ class Predictor:
             start = time.perf_counter()
             module, self.cache_hit = load_compiled(p, cache_dir)
             # the first calls compile (or load the machine code from Numba's cache)
-            module.margin_row(np.zeros(self._n_features, p.dtype), np.empty(len(p.base_margin),
-                                                                            p.dtype))
+            module.margin_row(np.zeros(self._n_features, p.dtype))
             module.margin_rows(np.zeros((1, self._n_features), p.dtype),
                                np.empty((1, len(p.base_margin)), p.dtype))
             self.compile_seconds = time.perf_counter() - start
@@ -184,16 +183,16 @@ class Predictor:
         p = self._p
         if (type(X) is np.ndarray and X.ndim == 1 and X.shape[0] == self._n_features
                 and X.dtype.kind == "f"):
+            # one numpy row: one kernel call, which reads the row, walks every tree and
+            # returns the float64 margins (n_groups,)
             x = X if X.dtype == p.dtype and X.flags.c_contiguous else X.astype(p.dtype)
-            out = p.base_margin.copy()  # trees are added onto the base margin, as natively
-            if self._row is not None:
-                self._row(x, out)
-            else:
-                margins_one(x, *self._args, out)
-            margin = out.astype(np.float64).reshape(1, -1)
-        else:
-            Xm = to_matrix(self.ensemble, X, p.dtype)
-            margin = self._margins(Xm).astype(np.float64)
+            margin = self._row(x) if self._row is not None else margin_row(x, *self._args)
+            if self._single:
+                return margin if self._finish is None else self._finish(margin)
+            margin = margin.reshape(1, -1)
+            return margin if self._finish is None else self._finish(margin)
+        Xm = to_matrix(self.ensemble, X, p.dtype)
+        margin = self._margins(Xm).astype(np.float64)
         if self._single:
             margin = margin[:, 0]
         return margin if self._finish is None else self._finish(margin)

@@ -33,7 +33,7 @@ import numba
 import numpy as np
 
 #: Bump when the generated module changes meaning: it is part of the cache key.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 _ARRAYS = ("trees", "info", "threshold", "left", "cat", "cat_bounds", "cat_words", "leaf_value")
 _SOURCES = (Path(__file__), Path(__file__).with_name("traverse.py"),
             Path(__file__).parents[1] / "_rules.py")
@@ -43,6 +43,7 @@ _TEMPLATE = '''\
 import numpy as np
 from numba import njit
 
+from treeprune.kernels.traverse import margin_row as _margin_row
 from treeprune.kernels.traverse import margins_one
 
 _data = np.load(__file__[:-3] + ".npz")
@@ -61,18 +62,19 @@ del _data
 
 
 @njit(cache=True, nogil=True)
-def margin_row(x, out):
-    """Margins of the single row ``x`` into ``out`` (n_groups,), base margin included."""
-    out[:] = BASE_MARGIN
-    return margins_one(x, TREES, INFO, THRESHOLD, LEFT, CAT, CAT_BOUNDS, CAT_WORDS, LEAF_VALUE,
-                       RULE, SIMPLE, out)
+def margin_row(x):
+    """float64 margins (n_groups,) of the single row ``x``, base margin included."""
+    return _margin_row(x, TREES, INFO, THRESHOLD, LEFT, CAT, CAT_BOUNDS, CAT_WORDS, LEAF_VALUE,
+                       RULE, SIMPLE, BASE_MARGIN)
 
 
 @njit(cache=True, nogil=True)
 def margin_rows(X, out):
-    """Margins of every row of ``X`` into ``out`` (n_rows, n_groups)."""
+    """Margins of every row of ``X`` into ``out`` (n_rows, n_groups), in the model's precision."""
     for r in range(X.shape[0]):
-        margin_row(X[r], out[r])
+        out[r] = BASE_MARGIN
+        margins_one(X[r], TREES, INFO, THRESHOLD, LEFT, CAT, CAT_BOUNDS, CAT_WORDS, LEAF_VALUE,
+                    RULE, SIMPLE, out[r])
     return out
 '''
 
@@ -115,7 +117,7 @@ _LOADED: dict[str, ModuleType] = {}
 
 
 def load_compiled(p: Any, cache_dir: Path | str | None = None) -> tuple[ModuleType, bool]:
-    """The compiled module of packed model ``p``: ``margin_row(x, out)``, ``margin_rows(X, out)``.
+    """The compiled module of packed model ``p``: ``margin_row(x)``, ``margin_rows(X, out)``.
 
     Returns the module and whether its files were already in ``cache_dir``. Numba compiles (or
     loads from its cache next to the module) on the first call of each entry point.

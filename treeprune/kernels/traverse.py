@@ -48,8 +48,9 @@ from .._rules import (
 
 #: Rows handled together by one thread: each tree's nodes stay in cache across the block.
 BLOCK_ROWS = 128
-#: Trees (single row) or rows (one tree) walked in lock step, to overlap their load chains.
-LANES = 8
+#: Trees (single row) or rows (one tree) walked in lock step, to overlap their load chains
+#: (:func:`_walk4`).
+LANES = 4
 
 
 @njit(inline="always", cache=True)
@@ -144,55 +145,114 @@ def _step_x(x, node, info, threshold, left, cat, cat_bounds, cat_words, rule, si
     return left[node]
 
 
-@njit(inline="always", cache=True)
-def _is_leaf(info, node):
-    return (info[node] >> FEATURE_BITS) & FLAG_LEAF != 0
+#: Bits of ``info`` that need the full rule (:func:`_go_right_slow`): categorical splits,
+#: LightGBM's missing type Zero, and thresholds compared with ``<=``.
+_SPECIAL = (FLAG_CATEGORICAL | FLAG_MISSING_ZERO | FLAG_EXACT_LE) << FEATURE_BITS
+_LEAF_BIT = FLAG_LEAF << FEATURE_BITS
+_NAN_SHIFT = FEATURE_BITS + FLAG_NAN_RIGHT_SHIFT
 
 
 @njit(inline="always", cache=True)
-def _walk(xb, r, node, info, threshold, left, cat, cat_bounds, cat_words, rule, simple):
-    """Row ``r`` of ``xb`` from ``node`` down to its leaf, stopping there."""
-    while not _is_leaf(info, node):
-        node = _step_x(xb[r, info[node] & FEATURE_MASK], node, info, threshold, left, cat,
-                       cat_bounds, cat_words, rule, simple)
-    return node
+def _next(xb, r, node, info, threshold, left, cat, cat_bounds, cat_words, rule, simple):
+    """The child of ``node`` for row ``r`` of the block ``xb`` (read by :func:`_load_row`).
+
+    The same decision as :func:`_step_x`, written so that the common case compiles without a
+    branch on the data: right iff ``x >= threshold``, or ``x`` is NaN and the node sends NaN
+    right. Only nodes flagged in ``_SPECIAL`` take the full rule (a branch that is almost never
+    taken, so it is predicted well).
+    """
+    w = info[node]
+    v = xb[r, w & FEATURE_MASK]
+    if simple or w & _SPECIAL == 0:
+        return left[node] + np.int32((v >= threshold[node])
+                                     | ((v != v) & ((w >> _NAN_SHIFT) & 1 != 0)))
+    return left[node] + np.int32(_go_right_slow(v, threshold[node], w >> FEATURE_BITS, cat[node],
+                                                cat_bounds, cat_words, rule))
+
+
+@njit(inline="always", cache=True)
+def _common(xb, r, node, w, threshold, left):
+    """:func:`_next` for a node without ``_SPECIAL`` flags, branch free."""
+    v = xb[r, w & FEATURE_MASK]
+    return left[node] + np.int32((v >= threshold[node]) | ((v != v) & ((w >> _NAN_SHIFT) & 1 != 0)))
+
+
+@njit(inline="always", cache=True)
+def _walk4(xb, ra, rb, rc, rd, a, b, c, d, steps, lopsided, info, threshold, left, cat,
+           cat_bounds, cat_words, rule, simple, lanes):
+    """Four walks in lock step: lane ``k`` walks row ``r_k`` of ``xb`` from node ``k`` (four
+    trees of one row, or four rows of one tree). Returns the four nodes reached.
+
+    The four load chains are independent, so the CPU overlaps them; a lane that reached its leaf
+    keeps stepping onto it. Lopsided trees stop when every lane is at a leaf, balanced ones after
+    ``steps`` steps (no leaf test). A step where no lane is at a ``_SPECIAL`` node (almost all)
+    is branch free; the others go through :func:`_next` lane by lane (``lanes`` is scratch of
+    four), so the full rule is compiled in once.
+    """
+    i = 0
+    while True:
+        if lopsided:
+            if info[a] & info[b] & info[c] & info[d] & _LEAF_BIT != 0:
+                break
+        elif i >= steps:
+            break
+        i += 1
+        wa = info[a]
+        wb = info[b]
+        wc = info[c]
+        wd = info[d]
+        if simple or (wa | wb | wc | wd) & _SPECIAL == 0:
+            a = _common(xb, ra, a, wa, threshold, left)
+            b = _common(xb, rb, b, wb, threshold, left)
+            c = _common(xb, rc, c, wc, threshold, left)
+            d = _common(xb, rd, d, wd, threshold, left)
+            continue
+        lanes[0] = a
+        lanes[1] = b
+        lanes[2] = c
+        lanes[3] = d
+        for k in range(4):
+            r = ra if k == 0 else rb if k == 1 else rc if k == 2 else rd
+            lanes[k] = _next(xb, r, lanes[k], info, threshold, left, cat, cat_bounds, cat_words,
+                             rule, simple)
+        a = lanes[0]
+        b = lanes[1]
+        c = lanes[2]
+        d = lanes[3]
+    return a, b, c, d
 
 
 @njit(inline="always", cache=True)
 def _route_block(xb, m, root, depth, lopsided, info, threshold, left, cat, cat_bounds, cat_words,
-                 rule, simple, nodes):
+                 rule, simple, nodes, lanes):
     """Leaves of the ``m`` rows of block ``xb`` in one tree, into ``nodes[:m]``.
 
     Balanced trees (XGBoost's depth-wise growth) are walked level by level for all rows at once,
     ``depth`` steps with no leaf test (leaves step onto themselves): the rows' load chains are
     independent, so the CPU overlaps them. Lopsided trees (LightGBM's leaf-wise growth, whose
-    depth is far above the mean leaf depth) are walked row by row, stopping at the leaf; walking
-    a few rows in lock step until all arrive measured slower there.
+    depth is far above the mean leaf depth) are walked four rows at a time in lock step until
+    all four are at leaves (:func:`_walk4`).
     """
     if lopsided:
-        for r in range(m):
-            nodes[r] = _walk(xb, r, root, info, threshold, left, cat, cat_bounds, cat_words, rule,
-                             simple)
+        for r0 in range(0, m, LANES):
+            last = m - 1  # a short last group walks its last row in the spare lanes
+            a, b, c, d = _walk4(xb, r0, min(r0 + 1, last), min(r0 + 2, last), min(r0 + 3, last),
+                                root, root, root, root, depth, True, info, threshold, left, cat,
+                                cat_bounds, cat_words, rule, simple, lanes)
+            nodes[r0] = a
+            if r0 + 1 < m:
+                nodes[r0 + 1] = b
+            if r0 + 2 < m:
+                nodes[r0 + 2] = c
+            if r0 + 3 < m:
+                nodes[r0 + 3] = d
         return
     for r in range(m):
         nodes[r] = root
-    if simple:
-        # numerical XGBoost splits, branch free: right iff x >= t, or x is NaN and the node
-        # sends NaN right
-        for _ in range(depth):
-            for r in range(m):
-                node = nodes[r]
-                word = info[node]
-                x = xb[r, word & FEATURE_MASK]
-                right = (x >= threshold[node]) | (
-                    (x != x) & ((word >> (FEATURE_BITS + FLAG_NAN_RIGHT_SHIFT)) & 1 != 0))
-                nodes[r] = left[node] + np.int32(right)
-        return
     for _ in range(depth):
         for r in range(m):
-            node = nodes[r]
-            nodes[r] = _step_x(xb[r, info[node] & FEATURE_MASK], node, info, threshold, left, cat,
-                               cat_bounds, cat_words, rule, simple)
+            nodes[r] = _next(xb, r, nodes[r], info, threshold, left, cat, cat_bounds, cat_words,
+                             rule, simple)
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -209,12 +269,13 @@ def margins_blocked(X, trees, info, threshold, left, cat, cat_bounds, cat_words,
     n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in prange(n_blocks):
         nodes = np.empty(BLOCK_ROWS, dtype=np.int32)
+        lanes = np.empty(LANES, dtype=np.int32)
         start = b * BLOCK_ROWS
         m = min(BLOCK_ROWS, n_rows - start)
         xb = _read_block(X, start, m, rule, leaf_value.dtype)
         for t in range(trees.shape[0]):
             _route_block(xb, m, trees[t, 0], trees[t, 2], trees[t, 3], info, threshold, left, cat,
-                         cat_bounds, cat_words, rule, simple, nodes)
+                         cat_bounds, cat_words, rule, simple, nodes, lanes)
             g = trees[t, 1]
             for r in range(m):
                 out[start + r, g] += leaf_value[nodes[r]]
@@ -226,36 +287,44 @@ def margins_one(x, trees, info, threshold, left, cat, cat_bounds, cat_words, lea
                 simple, out):
     """Add every tree's leaf value for the single row ``x`` (n_features,) to ``out`` (n_groups,).
 
-    The single-row entry point (no thread pool). Balanced trees are walked ``LANES`` at a time
-    in lock step, their depth in steps (the trees' load chains are independent, so the CPU
-    overlaps them); lopsided trees one by one to their leaf. Leaf values are added in model
-    order.
+    The single-row entry point (no thread pool): the row is read once as the source library
+    reads it (:func:`_load_row`), then walked by four trees at a time in lock step
+    (:func:`_walk4`); leaf values are added in model order.
     """
-    xb = np.empty((1, x.shape[0]), dtype=leaf_value.dtype)
-    _load_row(x.reshape(1, -1), 0, rule, xb[0])
-    nodes = np.empty(LANES, dtype=np.int32)
+    xr = np.empty((1, x.shape[0]), dtype=leaf_value.dtype)
+    _load_row(x.reshape(1, -1), 0, rule, xr[0])
+    lanes = np.empty(LANES, dtype=np.int32)
     n_trees = trees.shape[0]
-    for t0 in range(0, n_trees, LANES):
-        n = min(LANES, n_trees - t0)
-        steps = 0
-        lopsided = False
-        for k in range(n):
-            nodes[k] = trees[t0 + k, 0]
-            steps = max(steps, trees[t0 + k, 2])
-            lopsided |= trees[t0 + k, 3] != 0
-        if lopsided:
-            for k in range(n):
-                nodes[k] = _walk(xb, 0, nodes[k], info, threshold, left, cat, cat_bounds,
-                                 cat_words, rule, simple)
-        else:
-            for _ in range(steps):
-                for k in range(n):
-                    node = nodes[k]
-                    nodes[k] = _step_x(xb[0, info[node] & FEATURE_MASK], node, info, threshold,
-                                       left, cat, cat_bounds, cat_words, rule, simple)
-        for k in range(n):
-            out[trees[t0 + k, 1]] += leaf_value[nodes[k]]
+    last = n_trees - 1  # a short last group walks the last tree in the spare lanes
+    for t in range(0, n_trees, LANES):
+        tb = min(t + 1, last)
+        tc = min(t + 2, last)
+        td = min(t + 3, last)
+        steps = max(max(trees[t, 2], trees[tb, 2]), max(trees[tc, 2], trees[td, 2]))
+        lopsided = (trees[t, 3] | trees[tb, 3] | trees[tc, 3] | trees[td, 3]) != 0
+        a, b, c, d = _walk4(xr, 0, 0, 0, 0, trees[t, 0], trees[tb, 0], trees[tc, 0],
+                            trees[td, 0], steps, lopsided, info, threshold, left, cat, cat_bounds,
+                            cat_words, rule, simple, lanes)
+        out[trees[t, 1]] += leaf_value[a]
+        if t + 1 < n_trees:
+            out[trees[tb, 1]] += leaf_value[b]
+        if t + 2 < n_trees:
+            out[trees[tc, 1]] += leaf_value[c]
+        if t + 3 < n_trees:
+            out[trees[td, 1]] += leaf_value[d]
     return out
+
+
+@njit(nogil=True, cache=True)
+def margin_row(x, trees, info, threshold, left, cat, cat_bounds, cat_words, leaf_value, rule,
+               simple, base_margin):
+    """Margins of the single row ``x`` as a new float64 array (n_groups,): ``base_margin`` plus
+    every tree, accumulated in ``leaf_value``'s dtype as :func:`margins_one` does. One call, one
+    allocation: the lean single-row entry point."""
+    acc = base_margin.copy()
+    margins_one(x, trees, info, threshold, left, cat, cat_bounds, cat_words, leaf_value, rule,
+                simple, acc)
+    return acc.astype(np.float64)
 
 
 @njit(nogil=True, cache=True)
@@ -276,12 +345,13 @@ def leaves_blocked(X, trees, info, threshold, left, cat, cat_bounds, cat_words, 
     n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in prange(n_blocks):
         nodes = np.empty(BLOCK_ROWS, dtype=np.int32)
+        lanes = np.empty(LANES, dtype=np.int32)
         start = b * BLOCK_ROWS
         m = min(BLOCK_ROWS, n_rows - start)
         xb = _read_block(X, start, m, rule, threshold.dtype)
         for t in range(trees.shape[0]):
             _route_block(xb, m, trees[t, 0], trees[t, 2], trees[t, 3], info, threshold, left, cat,
-                         cat_bounds, cat_words, rule, simple, nodes)
+                         cat_bounds, cat_words, rule, simple, nodes, lanes)
             for r in range(m):
                 out[start + r, t] = nodes[r]
     return out
@@ -318,5 +388,5 @@ def pack_breadth_first(tree_offsets, left, right):
     return order[:pos], packed_left[:pos], depth[:pos]
 
 
-__all__ = ["margins_blocked", "margins_one", "margins_rows", "leaves_blocked", "pack_breadth_first",
+__all__ = ["margins_blocked", "margins_one", "margin_row", "margins_rows", "leaves_blocked", "pack_breadth_first",
            "BLOCK_ROWS", "LANES"]
