@@ -4,9 +4,11 @@ Nodes are *packed* per tree breadth first (``treeprune.packed``) so that the rig
 split is always ``left + 1``, every tree is one contiguous run, and a leaf has threshold -inf and
 ``left`` one below itself, so that every value steps "right" onto the leaf again: stepping from a
 leaf stays on it, so a tree can be walked a fixed number of
-steps (its depth) without testing for leaves. Rows are processed in blocks; within a block the
-walk goes level by level across all rows, so the per-row load chains are independent and the CPU
-overlaps them.
+steps (its depth) without testing for leaves. Rows are processed in blocks; within a block,
+balanced trees are walked level by level across all rows, and lopsided (leaf-wise) trees four
+rows at a time in lock step; a single row walks four trees at a time. Either way the load chains
+are independent, so the CPU overlaps them, and the step is branch free except at categorical
+and zero-missing nodes.
 
 Each node has one int32 word ``info``: the feature index in the low 24 bits and the flags in the
 high bits, and ``left``. LightGBM thresholds are stored as the next double above the model's
