@@ -15,10 +15,12 @@ treeprune time, > 1 means treeprune is faster):
   single row   median latency of one numpy row: native; ``model.predict``; the lean
                ``model.predictor("margin")``; and, for models up to 300 trees, the compiled
                ``model.predictor("margin", compiled=True)``
-  compile      seconds to compile the model into a fresh cache directory
   cold start   a fresh process: import, load the model file, first single-row prediction
                (kernel cache warm); for compiled models also with the compiled predictor
-               (model cache warm)
+               (model cache warm); and the same for the native library
+  compile      seconds to compile one model into a fresh model cache, with the routing kernels'
+               own Numba cache warm (the first compile on a machine also compiles the kernels
+               for the frozen arrays once: tens of seconds, then cached)
 
 Usage: python benchmarks/bench_predict.py [--rows 50000] [--repeats 5] [--threads 2] [--quick]
 Prints a table and writes benchmarks/results/bench_predict.csv (bench_predict_quick.csv).
@@ -110,13 +112,23 @@ def native_fns(model, threads: int):
 COLD = """
 import time, sys
 t = time.perf_counter()
-import numpy as np, treeprune
-m = treeprune.load(sys.argv[1])
-x = np.zeros(m.n_features)
-if sys.argv[2] == "compiled":
-    m.predictor("margin", compiled=True, cache_dir=sys.argv[3])(x)
+import numpy as np
+if sys.argv[2] == "native" and sys.argv[1].endswith(".json"):
+    import xgboost as xgb
+    b = xgb.Booster(model_file=sys.argv[1])
+    b.inplace_predict(np.zeros((1, b.num_features()), np.float32))
+elif sys.argv[2] == "native":
+    import lightgbm as lgb
+    b = lgb.Booster(model_file=sys.argv[1])
+    b.predict(np.zeros((1, b.num_feature())), raw_score=True)
 else:
-    m.predict(x, output="margin")
+    import treeprune
+    m = treeprune.load(sys.argv[1])
+    x = np.zeros(m.n_features)
+    if sys.argv[2] == "compiled":
+        m.predictor("margin", compiled=True, cache_dir=sys.argv[3])(x)
+    else:
+        m.predict(x, output="margin")
 print(time.perf_counter() - t)
 """
 
@@ -181,6 +193,7 @@ def main() -> None:
                 compile_s = compiled.compile_seconds
                 cold_compiled = cold_start(str(path), "compiled", str(cache))
             cold = cold_start(str(path))
+            cold_native = cold_start(str(path), "native")
             Xn = X32 if is_xgb else X
             lean = ens.predictor("margin")
             for threads in args.threads:
@@ -218,6 +231,7 @@ def main() -> None:
                     "compile_s": compile_s,
                     "cold_start_s": cold,
                     "cold_start_compiled_s": cold_compiled,
+                    "cold_start_native_s": cold_native,
                     "max_abs_margin_diff": diff,
                 })
     table = pd.DataFrame(rows)
