@@ -270,17 +270,28 @@ def _path(judge, se) -> pd.DataFrame:
 
 
 def test_prune_warnings_rules():
-    # the winner beats the original by more than its standard error
+    # the winner beats the original by more than twice its standard error
     w = prune_warnings(_path([0.80, 0.76], [0.01, 0.01]), 0, 0.75, "auc", True, 0.01, 1.0,
                        5000, fell_back=False)
     assert len(w) == 1 and w[0].startswith("the pruned model beats the original")
-    # within its standard error: no warning; standard errors below the tolerance: none either
-    assert prune_warnings(_path([0.755, 0.74], [0.01, 0.01]), 0, 0.75, "auc", True, 0.02, 1.0,
+    # within twice its standard error: no warning
+    assert prune_warnings(_path([0.765, 0.74], [0.01, 0.01]), 0, 0.75, "auc", True, 0.02, 1.0,
                           5000, fell_back=False) == []
-    # the standard error of the differences exceeds the tolerance
-    w = prune_warnings(_path([0.749, 0.70], [0.03, 0.05]), 0, 0.75, "auc", True, 0.01, 1.0, 200,
-                       fell_back=False)
-    assert len(w) == 1 and "too few judge rows" in w[0] and "0.0400" in w[0]
+    # nothing passed, and the standard error of the differences exceeds the tolerance
+    path = pd.concat([_path([0.749, 0.70], [0.03, 0.05]),
+                      pd.DataFrame({"n_trees": [8], "n_leaves": [64], "metric_judge": [0.75],
+                                    "se_diff": [0.0]})], ignore_index=True)
+    w = prune_warnings(path, 2, 0.75, "auc", True, 0.01, 1.0, 200, fell_back=True, cv=1)
+    assert [m[:10] for m in w] == ["nothing wa", "too few ju"]
+    assert "0.0400" in w[1] and "cv=3" in w[1]
+    # with cross-fitting the advice does not suggest cross-fitting
+    w = prune_warnings(path, 2, 0.75, "auc", True, 0.01, 1.0, 200, fell_back=True, cv=3)
+    assert not any("cv=3" in m for m in w)
+    # the confirm rows show a loss beyond the tolerance
+    w = prune_warnings(_path([0.751, 0.74], [0.001, 0.01]), 0, 0.75, "auc", True, 0.001, 1.0,
+                       5000, fell_back=False, holdout={"rows": 1000, "diff": -0.02,
+                                                       "se_diff": 0.004})
+    assert len(w) == 1 and w[0].startswith("the confirm rows disagree") and "1,000" in w[0]
     # loss: lower is better, a lower loss is the win
     w = prune_warnings(_path([0.40, 0.50], [0.01, 0.01]), 0, 0.45, "loss", False, None, 1.0,
                        5000, fell_back=False)

@@ -13,7 +13,12 @@ import math
 import numpy as np
 import pandas as pd
 
-_MORE_DATA = "give more validation rows, or cross-fit so that every row judges (prune(..., cv=3))"
+_MORE_ROWS = "give more validation rows"
+_CROSS_FIT = "cross-fit so that every row judges (prune(..., cv=3))"
+
+
+def _more_data(cv: int) -> str:
+    return _MORE_ROWS if cv >= 2 else f"{_MORE_ROWS}, or {_CROSS_FIT}"
 
 
 def _f(x: float) -> str:
@@ -22,7 +27,7 @@ def _f(x: float) -> str:
 
 def prune_warnings(path: pd.DataFrame, chosen: int, original_metric: float, metric: str,
                    higher_is_better: bool, tolerance: float | None, z: float, n_judge: int,
-                   fell_back: bool) -> list[str]:
+                   fell_back: bool, cv: int = 1, holdout: dict | None = None) -> list[str]:
     """Warnings about a pruning run's outcome, each one sentence with what to do.
 
     Parameters
@@ -43,6 +48,12 @@ def prune_warnings(path: pd.DataFrame, chosen: int, original_metric: float, metr
         Rows that judged the candidates (all rows with cross-fitting).
     fell_back : bool
         No candidate passed: the lossless model was kept.
+    cv : int
+        Cross-fitting folds used (1: one fit/judge split); the advice does not suggest what
+        was already done.
+    holdout : dict, optional
+        ``PruneResult.holdout``: the chosen model on the confirm rows (``rows``, ``diff``,
+        ``se_diff``).
 
     Returns
     -------
@@ -55,13 +66,13 @@ def prune_warnings(path: pd.DataFrame, chosen: int, original_metric: float, metr
     candidates = np.ones(len(path), dtype=bool)
     if fell_back:
         candidates[chosen] = False  # the appended lossless model is no candidate
-    typical_se = float(np.nanmedian(se[candidates & (se > 0)])) if np.any(
-        candidates & (se > 0)) else math.nan
+    positive = candidates & np.isfinite(se) & (se > 0)
+    typical_se = float(np.median(se[positive])) if positive.any() else math.nan
 
     if fell_back and candidates.any() and tolerance is not None:
         # the candidate closest to passing: the largest guarded change
-        slack = sign * (judge - original_metric) - z * np.nan_to_num(se)
-        best = int(np.argmax(np.where(candidates, slack, -np.inf)))
+        slack = sign * (judge - original_metric) - z * np.where(np.isfinite(se), se, 0.0)
+        best = int(np.argmax(np.where(candidates & np.isfinite(slack), slack, -np.inf)))
         row = path.iloc[best]
         out.append(
             f"nothing was pruned beyond the lossless passes: no candidate kept {metric} within "
@@ -69,27 +80,38 @@ def prune_warnings(path: pd.DataFrame, chosen: int, original_metric: float, metr
             f"rows; the closest, {int(row['n_trees'])} trees / {int(row['n_leaves'])} leaves, "
             f"changed it by {sign * (judge[best] - original_metric):+.4f} (standard error "
             f"{_f(float(se[best]))}); try a larger tolerance, a leaf budget (max_leaves), or "
-            f"{_MORE_DATA}"
+            f"{_more_data(cv)}"
         )
-    if tolerance is not None and math.isfinite(typical_se) and typical_se > tolerance:
-        out.append(
-            f"too few judge rows for the tolerance: on {n_judge:,} rows the standard error of a "
-            f"candidate's {metric} difference with the original is about {_f(typical_se)}, more "
-            f"than the tolerance {tolerance:g}, so the judge rows cannot tell a loss of "
-            f"{tolerance:g} from chance; {_MORE_DATA}, and check the result on rows nobody "
-            "used (compare)"
-        )
+        # noise, not loss, is what stopped it: say so
+        if math.isfinite(typical_se) and z * typical_se > tolerance:
+            out.append(
+                f"too few judge rows for the tolerance: on {n_judge:,} rows the standard error "
+                f"of a candidate's {metric} difference with the original is about "
+                f"{_f(typical_se)}, so the judge rows cannot tell a loss of {tolerance:g} from "
+                f"chance; {_more_data(cv)}"
+            )
     if not fell_back:
         gain = sign * (judge[chosen] - original_metric)
         s = float(se[chosen])
-        if s > 0 and gain > s:
+        if s > 0 and gain > 2 * s:
             what = "tolerance" if tolerance is not None else "budget"
             out.append(
                 f"the pruned model beats the original on the judge rows by {gain:.4f} {metric}, "
-                f"more than its standard error {_f(s)}: a smaller model seldom beats the one it "
-                f"came from, and the judge rows that chose it favour it; expect less on new rows "
-                f"and check it on a test set (compare); the {what} result is optimistic, "
-                f"{_MORE_DATA}"
+                f"more than twice its standard error {_f(s)}: the original probably overfits its "
+                f"training data, and the judge rows that chose the pruned model favour it; "
+                f"expect less on new rows (result.holdout has the confirm rows' figure) and "
+                f"check it on a test set (compare); the {what} result is optimistic"
+            )
+        h = holdout or {}
+        h_diff, h_se = h.get("diff", math.nan), h.get("se_diff", math.nan)
+        if (tolerance is not None and math.isfinite(h_diff) and math.isfinite(h_se)
+                and sign * h_diff < -tolerance - 2 * h_se):
+            out.append(
+                f"the confirm rows disagree: on {int(h.get('rows', 0)):,} rows that no decision "
+                f"used, the pruned model changes {metric} by {sign * h_diff:+.4f} (standard "
+                f"error {_f(h_se)}), beyond the tolerance {tolerance:g} by more than two "
+                f"standard errors; choose a larger candidate from result.path, lower the "
+                f"tolerance, or {_more_data(cv)}"
             )
     return out
 

@@ -322,7 +322,7 @@ def inspect(model: str, as_json: bool) -> None:
               help="Monotone constraints to keep: JSON ({\"age\": 1} or [1,0,-1]) or "
                    "name=+1,name=-1.")
 @click.option("--cv", default="auto", show_default=True,
-              help="Cross-fitting folds (1: one fit/judge split; auto: 3 below 4,000 rows).")
+              help="Cross-fitting folds (1: one fit/judge split; auto: 3 below 20,000 rows).")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu",
               show_default=True, help="Where refits and the native trainers run.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
