@@ -236,3 +236,31 @@ def test_fidelity_figures():
     assert ref["spearman"] == pytest.approx(spearmanr(x, z)[0], rel=1e-12)
     assert ref["agreement_80"] == _fidelity.agreement(x, z, 0.8)
     assert _fidelity.spearman_se(0.9, 1000) < _fidelity.spearman_se(0.9, 100)
+
+
+def test_max_psi_excludes_candidates_that_shift_the_scores():
+    table = pd.DataFrame({"family": ["select", "distill", "select"], "n_leaves": [10, 20, 500],
+                          "n_trees": [1, 2, 50], "metric_judge": [0.81, 0.805, 0.8],
+                          "se_diff": [0.001, 0.001, 0.0001], "psi": [0.4, 0.05, np.nan]})
+    assert _stopping.choose(table, 0.8, 1.0, 0.001, None, None)[0] == 0
+    assert _stopping.choose(table, 0.8, 1.0, 0.001, None, None, max_psi=0.1)[0] == 1
+    # a missing PSI (no single score) does not exclude; budgets obey it too
+    assert _stopping.choose(table, 0.8, 1.0, 0.001, None, None, max_psi=0.01)[0] == 2
+    assert _stopping.choose(table, 0.8, 1.0, None, 100, None, max_psi=0.1)[0] == 1
+    with pytest.raises(PruneError, match="max_psi"):
+        _stopping.choose(table.iloc[:1], 0.8, 1.0, None, 100, None, max_psi=0.1)
+
+
+def test_max_psi_defaults_with_the_original_scale(data, xgb_model):
+    X, y = data["prune"]
+    kw = {"families": ["select", "collapse"], "cv": 1, "random_state": 0, "max_selected": 16}
+    orig = tp.prune(xgb_model, X, y, scale="original", **kw)
+    assert orig.params["max_psi"] == 0.1
+    assert not orig.path["chosen"].any() or orig.path.loc[orig.path["chosen"], "psi"].iloc[0] \
+        <= 0.1
+    assert tp.prune(xgb_model, X, y, **kw).params["max_psi"] is None
+    assert tp.prune(xgb_model, X, y, scale="original", max_psi=None, **kw).params["max_psi"] \
+        is None
+    for bad in (0, -1, "high"):
+        with pytest.raises(PruneError, match="max_psi"):
+            tp.prune(xgb_model, X, y, max_psi=bad, **kw)

@@ -171,13 +171,15 @@ def selection_z(z: float, n_compared: int) -> float:
 
 def choose(table: pd.DataFrame, original_metric: float, sign: float, tolerance: float | None,
            max_leaves: int | None, max_trees: int | None, z: float = 0.0,
-           adjust: bool = True) -> tuple[int, float]:
+           adjust: bool = True, max_psi: float | None = None) -> tuple[int, float]:
     """Row of the chosen candidate and the ``z`` it was held to; row -1: none qualifies.
 
     With a tolerance: the smallest candidate (fewest leaves, then best judged) whose judged
     metric is within ``tolerance`` of the original's by ``z_sel`` standard errors of the paired
     difference (``se_diff``), ``z_sel`` = :func:`selection_z` over the families in the table's
     ``family`` column when ``adjust``. With a budget: the best judged candidate within it.
+    ``max_psi``: only candidates whose score distribution on the judged rows (column ``psi``,
+    against the original) stays within it are eligible; a missing PSI (multiclass) passes.
     """
     if table.empty:
         if tolerance is None:
@@ -188,6 +190,9 @@ def choose(table: pd.DataFrame, original_metric: float, sign: float, tolerance: 
         within &= table["n_leaves"].to_numpy() <= max_leaves
     if max_trees is not None:
         within &= table["n_trees"].to_numpy() <= max_trees
+    if max_psi is not None and "psi" in table:
+        psi = table["psi"].to_numpy(dtype=float)
+        within &= ~(psi > max_psi)  # NaN (no PSI for this output) does not exclude
     judge = sign * table["metric_judge"].to_numpy(dtype=float)
     judge = np.where(np.isfinite(judge), judge, -np.inf)
     if tolerance is not None:
@@ -202,5 +207,7 @@ def choose(table: pd.DataFrame, original_metric: float, sign: float, tolerance: 
         order = np.lexsort((-judge, table["n_leaves"].to_numpy()))
         return int(next(i for i in order if ok[i])), z_sel
     if not within.any():
-        raise PruneError("no candidate fits the budget; raise max_leaves / max_trees")
+        what = " with PSI within max_psi" if max_psi is not None else ""
+        raise PruneError(f"no candidate fits the budget{what}; raise max_leaves / max_trees"
+                         + (" or max_psi" if max_psi is not None else ""))
     return int(np.argmax(np.where(within, judge, -np.inf))), float(z)

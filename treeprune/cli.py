@@ -297,6 +297,15 @@ def inspect(model: str, as_json: bool) -> None:
     click.echo(ens.summary())
 
 
+def _max_psi(text: str) -> float | str | None:
+    if text.strip().lower() in ("auto", "none"):
+        return None if text.strip().lower() == "none" else "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise CliError(f"--max-psi must be a number, auto or none; got {text!r}") from None
+
+
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
@@ -316,6 +325,9 @@ def inspect(model: str, as_json: bool) -> None:
                    "fidelity: keep the original's ranking, no labels needed).")
 @click.option("--scale", type=click.Choice(["original", "calibrated"]), default=None,
               help="Keep the original's score scale (default with fidelity) or the fitted one.")
+@click.option("--max-psi", default="auto", show_default=True,
+              help="Only candidates whose scores shift by at most this PSI from the original's; "
+                   "auto: 0.1 with --scale original; none: no limit.")
 @click.option("--unlabeled", "unlabeled_path", type=click.Path(dir_okay=False), default=None,
               help="Extra rows without outcomes (CSV or Parquet) for the distilled students.")
 @click.option("--monotone", default=None,
@@ -337,7 +349,7 @@ def inspect(model: str, as_json: bool) -> None:
 @json_option
 def prune(model: str, data_path: str, target: str | None, positive_label: str | None,
           tolerance: float | None, max_leaves: int | None, max_trees: int | None,
-          metric: str | None, scale: str | None, unlabeled_path: str | None,
+          metric: str | None, scale: str | None, max_psi: str, unlabeled_path: str | None,
           monotone: str | None, cv: str, device: str, out_path: str, report_path: str | None,
           random_state: int, categories: str, force: bool, quiet: bool, as_json: bool) -> None:
     """Prune MODEL on validation data and save the smaller model."""
@@ -376,7 +388,8 @@ def prune(model: str, data_path: str, target: str | None, positive_label: str | 
             X_unlabeled = X_unlabeled.drop(columns=[target])
     result = run_prune(ens, X, y, tolerance=tolerance, max_leaves=max_leaves,
                        max_trees=max_trees, metric=metric, random_state=random_state,
-                       positive_label=positive_label, scale=scale, X_unlabeled=X_unlabeled,
+                       positive_label=positive_label, scale=scale, max_psi=_max_psi(max_psi),
+                       X_unlabeled=X_unlabeled,
                        monotone_constraints=constraints, cv=folds, device=device,
                        progress=not quiet)
     result.model.save(out, overwrite=True)

@@ -57,10 +57,11 @@ def run_demo(out_dir: Path, n_trees: int = 400, force: bool = False,
     import xgboost as xgb
     from sklearn.model_selection import train_test_split
 
+    from ._fidelity import agreement
     from .datasets import load_taiwan
     from .io import load
     from .latency import latency
-    from .metrics import auc, gini, ks
+    from .metrics import auc, gini, ks, psi
     from .pruning import prune as run_prune
 
     out_dir = Path(out_dir)
@@ -109,8 +110,11 @@ def run_demo(out_dir: Path, n_trees: int = 400, force: bool = False,
          f"leaf indices identical for {leaf_agree:.4%} of (row, tree) pairs")
 
     echo("")
-    say(quiet, "pruning on the prune part (tolerance 0.001 AUC on its judge rows) ...")
-    result = run_prune(ens, Xpr, ypr, tolerance=0.001, random_state=0, progress=not quiet)
+    say(quiet, "pruning on the prune part (tolerance 0.001 AUC, cross-fitted; keeping the "
+               "original's score scale) ...")
+    # scale="original": the cutoffs set on the legacy score stay where they are (PSI near 0)
+    result = run_prune(ens, Xpr, ypr, tolerance=0.001, scale="original", random_state=0,
+                       progress=not quiet)
     echo(result.summary())
     for message in getattr(result, "warnings", ()):
         echo(f"warning: {message}")
@@ -147,6 +151,13 @@ def run_demo(out_dir: Path, n_trees: int = 400, force: bool = False,
     table = [(labels[k], fmt[k].format(rows["original"][k]), fmt[k].format(rows["pruned"][k]))
              for k in fmt]
     print_table(table, ("", "original", "pruned"))
+    m_orig, m_pruned = ens.predict(Xm, output="margin"), pruned.predict(Xm, output="margin")
+    stability = {"psi": psi(m_orig, m_pruned).value,
+                 "agreement_50": agreement(m_orig, m_pruned, 0.5),
+                 "agreement_80": agreement(m_orig, m_pruned, 0.8)}
+    echo(f"pruned vs original on the test rows: score PSI {stability['psi']:.4f}, the same "
+         f"decision for {stability['agreement_50']:.1%} of applicants at 50% approval and "
+         f"{stability['agreement_80']:.1%} at 80%")
 
     echo("")
     echo(f"pruned model saved as XGBoost JSON: {pruned_path} (XGBoost reloads it: max |margin "
@@ -155,7 +166,7 @@ def run_demo(out_dir: Path, n_trees: int = 400, force: bool = False,
     echo(f"report: {report_path}")
     echo(f"done in {time.perf_counter() - t0:.1f}s")
     return {"rows": rows, "max_margin_diff": max_diff, "leaf_agreement": leaf_agree,
-            "reload_diff": reload_diff, "legacy": str(legacy_path), "pruned": str(pruned_path),
+            "reload_diff": reload_diff, "stability": stability, "legacy": str(legacy_path), "pruned": str(pruned_path),
             "report": str(report_path)}
 
 

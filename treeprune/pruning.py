@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 HIGHER_IS_BETTER = {"auc": True, "gini": True, "ks": True, "loss": False, "fidelity": True}
 SCALES = ("original", "calibrated")
+#: PSI below 0.1 is read as "no significant shift" in credit-risk monitoring
+DEFAULT_MAX_PSI = 0.1
 #: below this many rows (after the confirm slice) the default is cross-fitting with 3 folds: a
 #: single 50/50 split judges on half the rows, and on a few thousand rows the standard error of an
 #: AUC difference (0.005 on 2,400 Taiwan rows) hides every candidate behind the guard; with every
@@ -232,6 +234,7 @@ def prune(
     sample_weight: Any = None,
     X_unlabeled: Any = None,
     scale: str | None = None,
+    max_psi: float | None | str = "auto",
     families: Any = None,
     cv: int | str = "auto",
     judge_fraction: float = 0.5,
@@ -277,6 +280,12 @@ def prune(
         into its leaves and base score, so that the written model keeps the original's score
         scale (AUC is unchanged). ``"calibrated"`` (the default otherwise) keeps the margins the
         passes fitted.
+    max_psi : float, None or "auto"
+        Score stability: only candidates whose score distribution on the judged rows stays within
+        this PSI of the original's are eligible. An affine scale cannot give a smaller model the
+        original's distribution *shape*, so without it the smallest candidate of an overfit model
+        can shift the scores by a PSI of 0.4 even with ``scale="original"``. ``"auto"`` (default):
+        0.1 (the usual "no significant shift" line) with ``scale="original"``, none otherwise.
     families : sequence of str, optional
         Candidate families to run (default all): ``select``, ``collapse``, ``regrow``,
         ``distill``, ``distill+regrow``.
@@ -344,6 +353,13 @@ def prune(
                          f"'calibrated' (keep the fitted margins); got {scale!r}")
     if scale == "original" and ens.objective.is_multiclass:
         raise PruneError("scale='original' needs a single-output model; use scale='calibrated'")
+    if isinstance(max_psi, str):
+        if max_psi != "auto":
+            raise PruneError(f"max_psi must be a number, None or 'auto'; got {max_psi!r}")
+        max_psi = DEFAULT_MAX_PSI if scale == "original" else None
+    elif max_psi is not None and not (np.isfinite(max_psi) and max_psi > 0):
+        raise PruneError(f"max_psi must be a positive number (0.1: no significant shift) or "
+                         f"None; got {max_psi!r}")
     fams = _families(families)
     if tolerance is None and max_leaves is None and max_trees is None:
         tolerance = 0.01 if fidelity else 0.001
@@ -460,7 +476,11 @@ def prune(
 
         bar = tqdm(total=len(folds) * source.planned(base_ens.n_trees), desc="pruning",
                    unit="candidate", leave=False)
-    for fit_idx, judge_idx in folds:
+    for fold, (fit_idx, judge_idx) in enumerate(folds):
+        if bar is not None and fold == 1:
+            # every fold yields about as many candidates as the first: a better total
+            bar.total = bar.n * len(folds)
+            bar.refresh()
         rows = rows_for(fit_idx)
         # the metric on fit rows is descriptive (how much a candidate overfits): a sample will do
         fit_sub = fit_idx[_subsample(len(fit_idx), FIT_METRIC_ROWS)]
@@ -504,7 +524,7 @@ def prune(
 
     table = pd.DataFrame(rows_out)
     choice, z_used = _stopping.choose(table, original_metric, sign, tolerance, max_leaves,
-                                      max_trees, z, adjust=z_adjust)
+                                      max_trees, z, adjust=z_adjust, max_psi=max_psi)
     t = time.perf_counter()
     if choice < 0:
         rows_out.append(judge.row(("lossless", None, None, False),
@@ -526,7 +546,8 @@ def prune(
                        None if yv is None else yv[confirm])
     timings["total"] = time.perf_counter() - t_start
     params = {"tolerance": tolerance, "max_leaves": max_leaves, "max_trees": max_trees,
-              "metric": metric, "scale": scale, "families": list(fams), "cv": cv,
+              "metric": metric, "scale": scale, "max_psi": max_psi,
+              "families": list(fams), "cv": cv,
               "judge_fraction": judge_fraction if cv < 2 else None,
               "confirm_fraction": c_frac, "z": z, "z_adjusted": z_used, "l2": l2,
               "n_rounds": n_rounds, "max_selected": max_selected,
