@@ -410,7 +410,14 @@ def fidelity(datasets: list[str], libs: list[str], splits: dict, models: dict,
 
             ctx = {"dataset": name, "lib": lib, "s": s, "ens": ens, "m0": m0}
             group = [_fidelity_row(ctx, "original", ens, 0.0)]
-            for label, kw in (("tol=0.01", {}), ("10x", {"max_leaves": ens.n_leaves // 10})):
+            # the default; a tolerance that asks for the agreement target (Spearman 0.99 is
+            # about 95.5% agreement at 50% approval for a bivariate normal score); the default
+            # with the train part's features as rows without outcomes (the development sample
+            # a bank keeps); and the 10x budget
+            runs = (("tol=0.01", {}), ("tol=0.005", {"tolerance": 0.005}),
+                    ("tol=0.005 +unlabeled", {"tolerance": 0.005, "X_unlabeled": s.Xtr}),
+                    ("10x", {"max_leaves": ens.n_leaves // 10}))
+            for label, kw in runs:
                 t = time.perf_counter()
                 res = tp.prune(booster, s.Xp, metric="fidelity", random_state=0, **kw)
                 sec = time.perf_counter() - t
@@ -425,10 +432,17 @@ def fidelity(datasets: list[str], libs: list[str], splits: dict, models: dict,
             print(df[["method", "trees", "leaves", "factor", "spearman", "agreement_50",
                       "agreement_80", "psi", "test_auc", "seconds", "note"]].to_string(
                 index=False, float_format=lambda v: f"{v:.4f}"), flush=True)
-            r = df[df["method"] == "treeprune tol=0.01"].iloc[0]
-            ok = (r["factor"] >= 4 and r["spearman"] >= 0.99 and r["agreement_50"] >= 0.97
-                  and r["agreement_80"] >= 0.97 and r["psi"] <= 0.02)
-            line = (f"{name}/{lib}: {'MET' if ok else 'NOT MET'} -- {r['factor']:.1f}x fewer "
+            def meets(r: pd.Series) -> bool:
+                return bool(r["factor"] >= 4 and r["spearman"] >= 0.99
+                            and r["agreement_50"] >= 0.97 and r["agreement_80"] >= 0.97
+                            and r["psi"] <= 0.02)
+
+            tried = df[df["method"].str.startswith("treeprune tol=")]
+            passing = tried[tried.apply(meets, axis=1)]
+            r = passing.iloc[0] if len(passing) else tried.iloc[0]
+            ok = len(passing) > 0
+            line = (f"{name}/{lib}: {'MET' if ok else 'NOT MET'} by {r['method']} -- "
+                    f"{r['factor']:.1f}x fewer "
                     f"leaves (>= 4), spearman {r['spearman']:.4f} (>= 0.99), agreement "
                     f"{r['agreement_50']:.3f}/{r['agreement_80']:.3f} (>= 0.97), psi "
                     f"{r['psi']:.4f} (<= 0.02)")
