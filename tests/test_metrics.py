@@ -32,6 +32,9 @@ def test_auc_gini_match_sklearn(data):
     assert tm.gini(y, margin) == pytest.approx(2 * skm.roc_auc_score(y, margin) - 1, abs=1e-12)
     # points-like score: higher is safer
     assert tm.auc(y, -p, higher_is_riskier=False) == pytest.approx(tm.auc(y, p), abs=1e-12)
+    # heavy ties (a coarse score) count a half, as scikit-learn counts them
+    coarse = np.round(p, 1)
+    assert tm.auc(y, coarse) == pytest.approx(skm.roc_auc_score(y, coarse), abs=1e-12)
 
 
 def test_ks_matches_ks_2samp(data):

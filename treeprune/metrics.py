@@ -132,7 +132,24 @@ def auc(
     s, yy, w = _prepare_binary(y, score, sample_weight)
     if not higher_is_riskier:
         s = -s
+    if w is None:
+        return _auc_unweighted(yy, s)
     return float(skm.roc_auc_score(yy, s, sample_weight=w))
+
+
+def _auc_unweighted(y: np.ndarray, s: np.ndarray) -> float:
+    """Mann-Whitney form of the AUC (ties count a half): the same number as scikit-learn's
+    ``roc_auc_score`` without its input validation, which cost 40 ms a call on a few thousand
+    rows and dominated a pruning path's hundreds of descriptive AUCs."""
+    from scipy.stats import rankdata
+
+    pos = y == 1
+    n_pos = int(pos.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise DataError("AUC needs both outcomes (0 and 1) among the rows")
+    rank_sum = float(rankdata(s)[pos].sum())
+    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
 def gini(
