@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -183,6 +184,7 @@ def test_demo_small(tmp_path):
     assert "leaf indices identical for 100.0000%" in text
     for row in ("test AUC", "test Gini", "test KS", "single-row latency"):
         assert row in text
+    assert re.search(r"score PSI \d\.\d{4}, the same decision for \d+\.\d% of applicants", text)
     assert (out / ".treeprune-demo").exists()  # a later demo run may write here again
     # a folder holding files of the same names, not from a demo run, needs --force
     (tmp_path / "mine").mkdir()
