@@ -11,7 +11,8 @@ them, two integer-coded categorical columns):
 
 For each model, all side by side with the native library in one run (ratios = native time /
 treeprune time, > 1 means treeprune is faster):
-  batch        margins of --rows rows with --threads threads (median of --repeats)
+  batch        margins of --rows rows with --threads threads (median of --repeats, native and
+               treeprune alternating so that both see the same machine load)
   single row   median latency of one numpy row: native; ``model.predict``; the lean
                ``model.predictor("margin")``; and, for models up to 300 trees, the compiled
                ``model.predictor("margin", compiled=True)``
@@ -33,6 +34,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +144,22 @@ def cold_start(path: str, mode: str = "predict", cache_dir: str = "") -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+#: Rounds of single-row timings; each round times every predictor in turn.
+ROUNDS = 5
+
+
+def _first_row(predict, output, block):
+    """``predict`` on the numpy row itself (the shared timer hands one-row 2-D blocks)."""
+    return predict(block[0]) if output is None else predict(block[0], output=output)
+
+
+def interleaved(timers, rounds: int) -> list[float]:
+    """Median of each timer over ``rounds`` rounds that run every timer in turn: on a shared
+    machine the load drifts, and alternating keeps each ratio's two sides under the same load."""
+    times = np.array([[timer() for timer in timers] for _ in range(int(rounds))])
+    return [float(v) for v in np.median(times, axis=0)]
+
+
 def pruned_model(ens, X: np.ndarray, y: np.ndarray, n_trees: int):
     """``ens`` cut to ``n_trees`` trees by forward selection (re-weighted), as prune does."""
     from treeprune.passes.datadriven import select_trees
@@ -204,18 +222,21 @@ def main() -> None:
 
                 # agreement first: a fast wrong answer is no answer
                 diff = float(np.max(np.abs(ours(X[:2000]) - native(Xn[:2000]))))
-                t_native = batch_seconds(native, Xn, args.repeats, reduce="median")
-                t_ours = batch_seconds(ours, X, args.repeats, reduce="median")
+                t_native, t_ours = interleaved(
+                    [partial(batch_seconds, native, Xn, 1), partial(batch_seconds, ours, X, 1)],
+                    args.repeats)
                 # the shared helper hands one-row 2-D blocks; the treeprune predictors get the
                 # numpy row itself (block[0]), as a service would
-                s_native = single_row_seconds(native_row, Xn, args.single_calls)
-                s_predict = single_row_seconds(
-                    lambda block, ens=ens: ens.predict(block[0], output="margin"), X,
-                    args.single_calls)
-                s_lean = single_row_seconds(lambda block, lean=lean: lean(block[0]), X, args.single_calls)
-                s_compiled = (single_row_seconds(lambda block, c=compiled: c(block[0]), X,
-                                                 args.single_calls)
-                              if compiled is not None else np.nan)
+                calls = max(1, args.single_calls // ROUNDS)
+                singles = [partial(single_row_seconds, native_row, Xn, calls),
+                           partial(single_row_seconds, partial(_first_row, ens.predict, "margin"),
+                                   X, calls),
+                           partial(single_row_seconds, partial(_first_row, lean, None), X, calls)]
+                if compiled is not None:
+                    singles.append(partial(single_row_seconds,
+                                           partial(_first_row, compiled, None), X, calls))
+                s_native, s_predict, s_lean, *s_rest = interleaved(singles, ROUNDS)
+                s_compiled = s_rest[0] if s_rest else np.nan
                 best = np.nanmin([s_lean, s_compiled])
                 rows.append({
                     "model": name, "trees": ens.n_trees, "max_depth": int(ens.tree_depths().max()),

@@ -187,9 +187,8 @@ class Predictor:
             # returns the float64 margins (n_groups,)
             x = X if X.dtype == p.dtype and X.flags.c_contiguous else X.astype(p.dtype)
             margin = self._row(x) if self._row is not None else margin_row(x, *self._args)
-            if self._single:
-                return margin if self._finish is None else self._finish(margin)
-            margin = margin.reshape(1, -1)
+            if not self._single:
+                margin = margin.reshape(1, -1)
             return margin if self._finish is None else self._finish(margin)
         Xm = to_matrix(self.ensemble, X, p.dtype)
         margin = self._margins(Xm).astype(np.float64)
