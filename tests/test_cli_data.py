@@ -153,6 +153,20 @@ def test_upgrade_checks_on_rows_with_text_levels(folder, capsys, monkeypatch, na
 # ------------------------------------------------------------------------------------------------
 # item 5: text labels
 # ------------------------------------------------------------------------------------------------
+def test_compare_text_labels_through_the_library_rule(folder, capsys, monkeypatch):
+    monkeypatch.chdir(folder)
+    base = ["compare", "lgb.txt", "xgb.json", "--json", "-q"]
+    status, out, err = cli(capsys, *base, "--data", "valid.csv", "--target", "bad")
+    assert status == 0, err
+    want = json.loads(out)
+    status, out, err = cli(capsys, *base, "--data", "valid_text.csv", "--target", "outcome",
+                           "--positive-label", "bad")
+    assert status == 0, err
+    assert json.loads(out)["metrics"] == want["metrics"]
+    status, _, err = cli(capsys, *base, "--data", "valid_text.csv", "--target", "outcome")
+    assert status == 2 and "--positive-label" in one_error(err)
+
+
 def test_text_labels_need_a_positive_label(folder, capsys, monkeypatch):
     monkeypatch.chdir(folder)
     args = ["prune", "lgb.txt", "--data", "valid_text.csv", "--target", "outcome", "--out",

@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -227,3 +228,36 @@ def test_public_compare_is_the_function_and_old_imports_work():
     assert compare_scores is tc.compare_scores and Comparison is tc.Comparison
     with pytest.raises(AttributeError):
         metrics.no_such_name  # noqa: B018
+
+
+def test_compare_codes_text_labels_with_positive_label_as_prune_does():
+    pytest.importorskip("treeprune.predict")
+    binary = Objective("binary:logistic", "logloss", "sigmoid")
+    a = _stump_model(0.5, -1.0, 1.0, binary)
+    b = _stump_model(0.4, -0.9, 1.1, binary)
+    rng = np.random.default_rng(1)
+    X = rng.uniform(size=(400, 1))
+    y = (X[:, 0] + rng.normal(scale=0.3, size=400) > 0.5).astype(int)
+    text = np.where(y == 1, "bad", "good")
+    want = tc.compare(a, b, X, y)
+    got = tc.compare(a, b, X, text, positive_label="bad")
+    pd.testing.assert_frame_equal(got.metrics, want.metrics)
+    # "1" on a command line names the number 1, as in prune
+    pd.testing.assert_frame_equal(tc.compare(a, b, X, y, positive_label="1").metrics,
+                                  want.metrics)
+    # the messages of prune's label checks
+    with pytest.raises(DataError, match="labels are not numbers.*positive_label"):
+        tc.compare(a, b, X, text)
+    with pytest.raises(DataError, match="'default' is not among the label values"):
+        tc.compare(a, b, X, text, positive_label="default")
+    with pytest.raises(DataError, match="binary objective .* needs labels 0/1"):
+        tc.compare(a, b, X, y * 2)
+    with pytest.raises(DataError, match="give y too"):
+        tc.compare(a, b, X, positive_label="bad")
+    reg = Objective("reg:squarederror", "squared", "identity")
+    ra, rb = _stump_model(0.5, 0, 1, reg), _stump_model(0.5, 0, 2, reg)
+    with pytest.raises(DataError, match="positive_label applies to binary models"):
+        tc.compare(ra, rb, X, text, positive_label="bad")
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(DataError, match="dask labels"):
+        tc.compare(a, b, da.from_array(X), da.from_array(y), positive_label="1")

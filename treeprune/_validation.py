@@ -119,6 +119,28 @@ def check_labels(y: Any, n: int, objective: Objective | None = None) -> np.ndarr
     return yv
 
 
+def check_outcomes(y: Any, n: int, objective: Objective, positive_label: Any = None
+                   ) -> np.ndarray:
+    """Outcomes for a model with ``objective``, read as :func:`treeprune.prune` reads them.
+
+    With ``positive_label``, ``y`` may hold any two values (text such as ``"bad"``/``"good"``):
+    the one equal to ``positive_label`` is coded 1, the other 0 (binary models only). Without
+    it, ``y`` must be numbers. The result then goes through :func:`check_labels`.
+
+    Raises
+    ------
+    DataError
+        ``positive_label`` for a model that is not binary, text labels without it, a
+        ``positive_label`` not among the labels, or anything :func:`check_labels` refuses.
+    """
+    from .data import binary_labels
+
+    if positive_label is not None and not objective.is_binary:
+        raise DataError(f"positive_label applies to binary models; this one is "
+                        f"{objective.name!r}")
+    return check_labels(binary_labels(y, positive_label), n, objective)
+
+
 def check_weights(sample_weight: Any, n: int, other: str = "X") -> np.ndarray | None:
     """``None``, or ``sample_weight`` as a float64 vector of ``n`` finite non-negative weights.
 

@@ -441,7 +441,6 @@ def compare(model_a: str, model_b: str, data_path: str, target: str | None,
     A --data glob ('big/*.parquet') is scored on a dask cluster (treeprune[dask]).
     """
     from .comparison import compare as run_compare
-    from .data import binary_labels
 
     a, b = _load_model(model_a), _load_model(model_b)
     if positive_label is not None and target is None:
@@ -454,13 +453,11 @@ def compare(model_a: str, model_b: str, data_path: str, target: str | None,
             X, y = _split_target_dask(read_parquet_glob(data_path), target, data_path)
             say(quiet, f"comparing {model_a} (A) with {model_b} (B) on {data_path} "
                        f"({X.npartitions} partitions)")
-            cmp = run_compare(a, b, X, y, output=output)
+            cmp = run_compare(a, b, X, y, output=output, positive_label=positive_label)
     else:
         X, y = _read_rows(data_path, target, [a, b], categories)
-        if y is not None:
-            y = binary_labels(y, positive_label)
         say(quiet, f"comparing {model_a} (A) with {model_b} (B) on {len(X):,} rows")
-        cmp = run_compare(a, b, X, y, output=output)
+        cmp = run_compare(a, b, X, y, output=output, positive_label=positive_label)
     if as_json:
         _emit_json({"a": model_a, "b": model_b, **cmp.to_dict()})
         return

@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import stats
 from sklearn import metrics as skm
 
-from ._validation import check_binary_y, check_length, check_scores
+from ._validation import check_binary_y, check_length, check_outcomes, check_scores
 from .errors import DataError
 from .metrics import PSIResult, auc, brier, gini, json_float, ks, log_loss, psi
 
@@ -467,6 +467,7 @@ def compare(
     *,
     approval_rates: Iterable[float] = DEFAULT_APPROVAL_RATES,
     higher_is_riskier: bool = True,
+    positive_label: Any = None,
 ) -> Comparison:
     """Compare two models' scores on the same rows ``X`` (typically original vs pruned).
 
@@ -489,6 +490,9 @@ def compare(
         Approval rates for the default cutoffs.
     higher_is_riskier : bool, default True
         Whether a higher score means riskier.
+    positive_label : optional
+        For binary models and labels that are not 0/1 (e.g. ``"bad"``/``"good"``): the value of
+        ``y`` that counts as the event (coded 1), as in :func:`treeprune.prune`.
 
     Returns
     -------
@@ -497,7 +501,8 @@ def compare(
     Raises
     ------
     DataError
-        A multiclass model, models of different kinds, an unknown ``output``, or invalid data.
+        A multiclass model, models of different kinds, an unknown ``output``, invalid data, or
+        labels that :func:`treeprune.prune` would refuse for model A.
     """
     from .ensemble import Ensemble
     from .io import load
@@ -518,13 +523,20 @@ def compare(
             f"compare needs two models of the same kind; model A is {kinds[0]} "
             f"({models[0].objective.name}), model B is {kinds[1]} ({models[1].objective.name})"
         )
+    if positive_label is not None and y is None:
+        raise DataError("positive_label names a value of y; give y too")
     if any(_is_dask(v) for v in (X, y)):  # scored and compared on the cluster
+        if positive_label is not None:
+            raise DataError("positive_label with dask labels is not supported; code the label "
+                            "column 0/1 first (e.g. (y == 'bad').astype(int))")
         from .scaleout._compare import model_scores
 
         *scores, y = model_scores(models, X, y, output)
     else:
         scores = [np.asarray(m.predict(X, output=output), dtype=np.float64).reshape(-1)
                   for m in models]
+        if y is not None:  # the labels prune would accept for this model, coded as prune codes
+            y = check_outcomes(y, len(scores[0]), models[0].objective, positive_label)
     is_prob = bool(
         binary[0] and output == "prediction"
         and all(m.objective.output == "sigmoid" for m in models)
