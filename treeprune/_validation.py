@@ -85,11 +85,17 @@ def check_binary_y(
 
 
 # -- labels and row weights (prune, the passes) -----------------------------------------------
+#: Objectives trained on probabilities: LightGBM's cross-entropy (``xentropy`` is its alias)
+#: takes any label in [0, 1], where ``binary`` takes 0 and 1 only.
+SOFT_LABEL_OBJECTIVES = frozenset({"cross_entropy", "xentropy"})
+
+
 def check_labels(y: Any, n: int, objective: Objective | None = None) -> np.ndarray:
     """``y`` as a float64 vector of ``n`` finite labels.
 
     With ``objective``, the labels must also lie in its domain: 0/1 for a binary objective,
-    integers ``0 .. n_classes - 1`` for multiclass, non-negative for Poisson and Tweedie,
+    [0, 1] for LightGBM's ``cross_entropy`` (``xentropy``), integers ``0 .. n_classes - 1`` for
+    multiclass, non-negative for Poisson and Tweedie,
     positive for gamma. Without it (the passes, which also fit to soft targets), any finite
     value is accepted.
 
@@ -106,7 +112,12 @@ def check_labels(y: Any, n: int, objective: Objective | None = None) -> np.ndarr
     if objective is None or len(yv) == 0:
         return yv
     o = objective
-    if o.is_binary and not np.all(np.isin(yv, (0.0, 1.0))):
+    if o.name in SOFT_LABEL_OBJECTIVES:
+        outside = (yv < 0.0) | (yv > 1.0)
+        if outside.any():
+            raise DataError(f"objective {o.name!r} needs labels in [0, 1] (probabilities); got "
+                            f"{int(outside.sum())} outside, e.g. {yv[outside][:6].tolist()}")
+    elif o.is_binary and not np.all(np.isin(yv, (0.0, 1.0))):
         raise DataError(f"binary objective {o.name!r} needs labels 0/1; got values "
                         f"{np.unique(yv)[:6].tolist()}")
     if o.is_multiclass and (np.any(yv != np.round(yv)) or yv.min() < 0
