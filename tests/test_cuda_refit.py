@@ -194,3 +194,42 @@ def test_real_gpu_refit_matches_cpu() -> None:
     _close(gpu.base_margin, cpu.base_margin)
     res = tp.prune(ens, X, y, max_trees=10, device="cuda")
     assert res.params["device"] == "cuda"
+
+
+# --------------------------------------------------------------------------- one routing rule
+def test_cpu_and_gpu_kernels_compile_one_routing_rule() -> None:
+    """The CPU kernels and the GPU route kernel compile the same Python function."""
+    from treeprune.kernels import cuda_refit, device, traverse
+
+    assert traverse._go_right_slow.py_func is device.go_right
+    pytest.importorskip("numba.cuda")
+    gpu = cuda_refit._kernels()["go_right"]
+    assert getattr(gpu, "py_func", getattr(gpu, "fn", None)) is device.go_right
+
+
+def test_routing_rule_compiled_decides_as_written() -> None:
+    """The njit-compiled rule (CPU) and the plain function (what the simulator runs) agree on
+    every flag combination, both libraries, around thresholds, zeros, NaN and odd category codes."""
+    from itertools import product
+
+    from treeprune import _rules as r
+    from treeprune.kernels import device, traverse
+
+    words = np.array([0b1010, 1 << 8], dtype=np.uint32)  # categories 1, 3 and 40
+    bounds = np.array([0, 2], dtype=np.int64)
+    thr = 0.5
+    values = [np.nan, 0.0, -0.0, 1e-36, -1e-36, thr, np.nextafter(thr, 1), np.nextafter(thr, 0),
+              -1.0, 1.0, 1.9, 3.0, 31.0, 40.0, 64.0, float(1 << 24), 1e10, -2147483649.5, -0.5]
+    bits = [r.FLAG_DEFAULT_LEFT, r.FLAG_MISSING_ZERO, r.FLAG_MISSING_NAN, r.FLAG_CATEGORICAL,
+            r.FLAG_EXACT_LE]
+    seen = set()
+    for rule, on in product((r.RULE_XGBOOST, r.RULE_LIGHTGBM), product((0, 1), repeat=5)):
+        flags = sum(b for b, o in zip(bits, on, strict=True) if o)
+        dtype = np.float32 if rule == r.RULE_XGBOOST else np.float64
+        for x in values:
+            xv, tv = dtype(x), dtype(thr)
+            want = device.go_right(xv, tv, flags, 0, bounds, words, rule)
+            got = traverse._go_right_slow(xv, tv, flags, 0, bounds, words, rule)
+            assert got == want, (rule, flags, x)
+            seen.add(bool(want))
+    assert seen == {True, False}

@@ -4,9 +4,9 @@ Two array-level entry points, driven by :func:`treeprune.passes.datadriven.refit
 (``device="cuda"``), which does the host-side work (intercept, labels, weights, monotone
 projection, the pass record) once for both devices:
 
-* :func:`route_leaves_cuda` routes rows to leaves (the decision rules of ``kernels.traverse``,
-  ported to a CUDA device function, walking plain node arrays: the CPU's packed layout is tuned
-  for CPU caches) into a tree-major matrix of *local* leaf numbers in the smallest integer type
+* :func:`route_leaves_cuda` routes rows to leaves (``kernels.device.go_right``, the decision
+  rule that ``kernels.traverse`` compiles for the CPU, compiled as a CUDA device function,
+  walking plain node arrays: the CPU's packed layout is tuned for CPU caches) into a tree-major matrix of *local* leaf numbers in the smallest integer type
   that holds them (uint8 for trees of up to 256 leaves: 800 trees x 10M rows is 8 GB; the CPU
   refit holds int32 (rows, trees)). It can leave that matrix on the GPU for the refit.
 * :func:`refit_cyclic_cuda` runs the algorithm of the CPU refit: cyclic block-coordinate Newton
@@ -63,17 +63,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._rules import (
-    FLAG_CATEGORICAL,
-    FLAG_DEFAULT_LEFT,
-    FLAG_MISSING_NAN,
-    FLAG_MISSING_ZERO,
-    LIGHTGBM_ZERO_THRESHOLD,
-    LOSS_SOFTMAX,
-    RULE_XGBOOST,
-    XGBOOST_MAX_CATEGORY,
-)
+from .._rules import FLAG_EXACT_LE, LOSS_SOFTMAX, RULE_LIGHTGBM
 from ..errors import DeviceError
+from . import device as device_rule
 from .losses import base_step, fmin, grad_hess_row, leaf_step, softmax_grad_hess
 
 log = logging.getLogger(__name__)
@@ -123,44 +115,9 @@ def _kernels() -> dict[str, Any]:
     cuda = _cuda
 
     SH = SHARED_LEAVES
-    ZT = LIGHTGBM_ZERO_THRESHOLD
-    XMAX = float(XGBOOST_MAX_CATEGORY)
 
-    # -- routing: the rules of kernels.traverse (same decisions, same dtypes) ------------------
-    @cuda.jit(device=True)
-    def in_bitset(cat_words, begin, end, code):
-        word = begin + (code >> 5)
-        if word >= end:
-            return False
-        return ((cat_words[word] >> (code & 31)) & 1) == 1
-
-    @cuda.jit(device=True)
-    def go_right(x, thr, flags, cat, cat_bounds, cat_words, rule):
-        if rule == RULE_XGBOOST:
-            if math.isnan(x):
-                return (flags & FLAG_DEFAULT_LEFT) == 0
-            if flags & FLAG_CATEGORICAL:
-                if x < 0 or x >= XMAX:
-                    return False
-                return in_bitset(cat_words, cat_bounds[cat], cat_bounds[cat + 1], int(x))
-            return not (x < thr)
-        # LightGBM: its row reader turns |x| <= kZeroThreshold (a float) into 0.0 first
-        if abs(x) <= ZT:
-            x = 0.0
-        if flags & FLAG_CATEGORICAL:
-            if math.isnan(x) or x <= -2147483649.0 or x >= 2147483648.0:
-                return True
-            code = int(x)  # truncation toward zero, as static_cast<int>
-            if code < 0:
-                return True
-            return not in_bitset(cat_words, cat_bounds[cat], cat_bounds[cat + 1], code)
-        if math.isnan(x):
-            if flags & FLAG_MISSING_NAN:
-                return (flags & FLAG_DEFAULT_LEFT) == 0
-            x = 0.0
-        if (flags & FLAG_MISSING_ZERO) and x == 0.0:
-            return (flags & FLAG_DEFAULT_LEFT) == 0
-        return not (x <= thr)
+    # -- routing: the one rule of kernels.device, which kernels.traverse compiles for the CPU --
+    go_right = cuda.jit(device=True)(device_rule.go_right)
 
     @cuda.jit
     def route_kernel(X, roots, feature, threshold, left, right, flags, cat, cat_bounds,
@@ -292,7 +249,7 @@ def _kernels() -> dict[str, Any]:
                     cuda.atomic.add(G, b_s0 + i, sG[i])
                     cuda.atomic.add(H, b_s0 + i, sH[i])
 
-    return {"route": route_kernel, "zero": zero_kernel, "margin": margin_kernel,
+    return {"go_right": go_right, "route": route_kernel, "zero": zero_kernel, "margin": margin_kernel,
             "stage": stage_kernel}
 
 
@@ -382,6 +339,8 @@ def route_leaves_cuda(X: np.ndarray, nodes: RouteNodes, rule: int, *, on_device:
         blocks, tpb = _launch_shape(n, threads)
         # enough (row block, tree) pairs to fill the GPU even for few rows
         tree_blocks = 1 if _simulated() else int(min(n_trees, max(1, 2048 // blocks)))
+        if rule == RULE_LIGHTGBM:  # the thresholds are the model's own: left iff x <= t
+            nodes = nodes._replace(flags=nodes.flags | np.uint8(FLAG_EXACT_LE))
         d = [cuda.to_device(np.ascontiguousarray(a)) for a in nodes]
         roots, feature, threshold, left, right, flags, cat, cat_bounds, cat_words, local = d
         _kernels()["route"][(blocks, tree_blocks), tpb](

@@ -36,17 +36,14 @@ from .._rules import (
     FEATURE_BITS,
     FEATURE_MASK,
     FLAG_CATEGORICAL,
-    FLAG_DEFAULT_LEFT,
     FLAG_EXACT_LE,
     FLAG_LEAF,
-    FLAG_MISSING_NAN,
     FLAG_MISSING_ZERO,
     FLAG_NAN_RIGHT_SHIFT,
     LIGHTGBM_ZERO_THRESHOLD,
     RULE_LIGHTGBM,
-    RULE_XGBOOST,
-    XGBOOST_MAX_CATEGORY,
 )
+from .device import go_right
 
 #: Rows handled together by one thread: each tree's nodes stay in cache across the block.
 BLOCK_ROWS = 128
@@ -55,43 +52,8 @@ BLOCK_ROWS = 128
 LANES = 4
 
 
-@njit(inline="always", cache=True)
-def _in_bitset(cat_words, begin, end, code):
-    word = begin + (code >> 5)
-    if word >= end:
-        return False
-    return (cat_words[word] >> np.uint32(code & 31)) & np.uint32(1) == np.uint32(1)
-
-
-@njit(inline="always", cache=True)
-def _go_right_slow(x, thr, flags, cat, cat_bounds, cat_words, rule):
-    """The full rule: categorical splits and LightGBM's missing types."""
-    if rule == RULE_XGBOOST:
-        if np.isnan(x):
-            return (flags & FLAG_DEFAULT_LEFT) == 0
-        if flags & FLAG_CATEGORICAL:
-            if x < 0 or x >= XGBOOST_MAX_CATEGORY:
-                return False
-            return _in_bitset(cat_words, cat_bounds[cat], cat_bounds[cat + 1], np.int64(x))
-        return not (x < thr)
-    if abs(x) <= LIGHTGBM_ZERO_THRESHOLD:
-        x = 0.0
-    if flags & FLAG_CATEGORICAL:
-        if np.isnan(x) or x <= -2147483649.0 or x >= 2147483648.0:
-            return True
-        code = np.int64(x)  # truncation toward zero, as static_cast<int>
-        if code < 0:
-            return True
-        return not _in_bitset(cat_words, cat_bounds[cat], cat_bounds[cat + 1], code)
-    if np.isnan(x):
-        if flags & FLAG_MISSING_NAN:
-            return (flags & FLAG_DEFAULT_LEFT) == 0
-        x = 0.0
-    if (flags & FLAG_MISSING_ZERO) and x == 0.0:
-        return (flags & FLAG_DEFAULT_LEFT) == 0
-    if flags & FLAG_EXACT_LE:
-        return not (x <= thr)
-    return not (x < thr)  # thr is the next double above LightGBM's threshold
+#: The full rule (categorical splits and LightGBM's missing types), shared with the GPU kernels.
+_go_right_slow = njit(inline="always", cache=True)(go_right)
 
 
 @njit(inline="always", cache=True)
