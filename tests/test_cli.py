@@ -58,6 +58,10 @@ def files(tmp_path_factory):
     val[TARGET] = y.iloc[3000:6000].to_numpy()
     val.to_csv(folder / "val.csv", index=False)
     val.to_parquet(folder / "val.parquet")
+    # a small model and sample for the full prune workflow: seconds, not minutes, under load
+    xgb.train({"objective": "binary:logistic", "max_depth": 2, "eta": 0.3, "nthread": 1,
+               "seed": 0}, xgb.DMatrix(Xtr, ytr), 8).save_model(folder / "small.json")
+    val.iloc[:1000].to_csv(folder / "small.csv", index=False)
     return folder
 
 
@@ -78,27 +82,29 @@ def test_inspect(files):
 
 
 def test_prune_csv_with_report_and_overwrite_rules(files):
-    proc = run("prune", "xgb.json", "--data", "val.csv", "--target", TARGET, "--tolerance",
-               "0.01", "--out", "pruned.json", "--report", "report.html", "--quiet", cwd=files)
-    assert proc.stdout.startswith("pruned 20 trees") and proc.stderr == ""
+    # 8 trees of depth 2 on 1,000 rows, one fit/judge split: the whole workflow in seconds
+    proc = run("prune", "small.json", "--data", "small.csv", "--target", TARGET, "--tolerance",
+               "0.03", "--cv", "1", "--out", "pruned.json", "--report", "report.html",
+               "--quiet", cwd=files)
+    assert proc.stdout.startswith("pruned 8 trees") and proc.stderr == ""
     pruned = tp.load(files / "pruned.json")
-    assert pruned.n_leaves < tp.load(files / "xgb.json").n_leaves
+    assert pruned.n_leaves < tp.load(files / "small.json").n_leaves
     html = (files / "report.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in html
     assert hashlib.sha256((files / "pruned.json").read_bytes()).hexdigest() in html
 
     # an existing output is refused without --force, and nothing is touched
     before = (files / "pruned.json").read_bytes()
-    proc = run("prune", "xgb.json", "--data", "val.csv", "--target", TARGET, "--out",
+    proc = run("prune", "small.json", "--data", "small.csv", "--target", TARGET, "--out",
                "pruned.json", cwd=files, check=False)
     assert_one_line_error(proc, "exists", "--force")
     assert proc.returncode == 2 and (files / "pruned.json").read_bytes() == before
     # the input model is never overwritten, --force or not
-    model_bytes = (files / "xgb.json").read_bytes()
-    proc = run("prune", "xgb.json", "--data", "val.csv", "--target", TARGET, "--out",
-               "xgb.json", "--force", cwd=files, check=False)
+    model_bytes = (files / "small.json").read_bytes()
+    proc = run("prune", "small.json", "--data", "small.csv", "--target", TARGET, "--out",
+               "small.json", "--force", cwd=files, check=False)
     assert_one_line_error(proc, "input")
-    assert (files / "xgb.json").read_bytes() == model_bytes
+    assert (files / "small.json").read_bytes() == model_bytes
 
 
 def test_prune_lightgbm_parquet_json(files):
