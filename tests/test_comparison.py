@@ -188,14 +188,20 @@ def _stump_model(threshold: float, left: float, right: float, objective: Objecti
     )
 
 
-def test_compare_models():
-    pytest.importorskip("treeprune.predict")
+def _two_stumps():
+    """Two binary stumps on one feature, 500 rows and outcomes that the feature predicts."""
     binary = Objective("binary:logistic", "logloss", "sigmoid")
     a = _stump_model(0.5, -1.0, 1.0, binary)
     b = _stump_model(0.5, -0.9, 1.1, binary)
     rng = np.random.default_rng(0)
     X = rng.uniform(size=(500, 1))
     y = (X[:, 0] + rng.normal(scale=0.3, size=500) > 0.5).astype(int)
+    return a, b, X, y
+
+
+def test_compare_models():
+    pytest.importorskip("treeprune.predict")
+    a, b, X, y = _two_stumps()
     c = tc.compare(a, b, X, y)
     pa = 1 / (1 + np.exp(-np.where(X[:, 0] < 0.5, -1.0, 1.0)))
     assert c.metrics.loc["auc", "a"] == pytest.approx(skm.roc_auc_score(y, pa))
@@ -232,12 +238,7 @@ def test_public_compare_is_the_function_and_old_imports_work():
 
 def test_compare_codes_text_labels_with_positive_label_as_prune_does():
     pytest.importorskip("treeprune.predict")
-    binary = Objective("binary:logistic", "logloss", "sigmoid")
-    a = _stump_model(0.5, -1.0, 1.0, binary)
-    b = _stump_model(0.4, -0.9, 1.1, binary)
-    rng = np.random.default_rng(1)
-    X = rng.uniform(size=(400, 1))
-    y = (X[:, 0] + rng.normal(scale=0.3, size=400) > 0.5).astype(int)
+    a, b, X, y = _two_stumps()
     text = np.where(y == 1, "bad", "good")
     want = tc.compare(a, b, X, y)
     got = tc.compare(a, b, X, text, positive_label="bad")

@@ -12,16 +12,15 @@ import numpy as np
 import pytest
 import xgboost as xgb
 from lgb_models import FAST_SPECS, SLOW_SPECS, LgbSpec, stress_rows, train
+from models import build, make_ens
 from xgb_models import SPECS, XGBSpec, dmatrix, make_model, to_frame
 
 import treeprune as tp
 from treeprune.ensemble import Ensemble
 from treeprune.errors import DataError, UnsupportedModelError
-from treeprune.objectives import Objective
 from treeprune.passes.datadriven import collapse_by_data, refit_leaves, select_trees
 from treeprune.passes.lossless import lossless, merge_equal_subtrees, remove_unreachable
 from treeprune.passes.statistics import cap_depth, collapse_low_gain
-from treeprune.trees import Tree, assemble, empty_nodes
 
 XGB_ATOL = 1e-4  # XGBoost computes in float32 (paths, per-tree sums); ours in float64
 LGB_ATOL = 1e-9  # LightGBM computes in float64, as we do
@@ -149,59 +148,27 @@ def test_pruned_models_equal_native_on_what_they_write(source, tmp_path):
 
 
 def _leaf(value: float, cover: float) -> dict:
-    return {"value": value, "cover": cover, "count": cover}
+    return {"leaf": value, "h": cover, "n": cover}
 
 
-def _tree(spec: dict, source: str) -> Tree:
-    """A tree from nested dicts {f, t, l, r, cover} / leaves {value, cover}."""
-    rows: list[dict] = []
-
-    def add(node: dict) -> int:
-        i = len(rows)
-        rows.append({})
-        if "f" not in node:
-            rows[i] = {"value": node["value"], "cover": node["cover"], "count": node["cover"]}
-            return i
-        lc, rc = add(node["l"]), add(node["r"])
-        rows[i] = {"feature": node["f"], "threshold": node["t"], "left": lc, "right": rc,
-                   "cover": node["cover"], "count": node["cover"], "default_left": True,
-                   "missing_type": 2, "value": 0.0, "gain": 1.0}
-        return i
-
-    add(spec)
-    nodes = empty_nodes(len(rows))
-    for i, row in enumerate(rows):
-        for k, v in row.items():
-            nodes[k][i] = v
-    return Tree(nodes)
-
-
-def _hand_ens(trees: list[dict], source: str) -> Ensemble:
-    obj = Objective("reg:squarederror" if source == "xgboost" else "regression", "squared",
-                    "identity")
-    return assemble(None, [_tree(t, source) for t in trees], objective=obj,
-                    base_margin=np.zeros(1), folded_intercept=np.zeros(1), n_features=3,
-                    feature_names=("f0", "f1", "f2"), feature_types=("float",) * 3,
-                    categories={}, monotone_constraints=(0, 0, 0), source=source,
-                    source_meta={})
+def _split(f: int, t: float, cover: float, left: dict, right: dict) -> dict:
+    """A split for :func:`models.build` with count = cover (LightGBM's TreeSHAP reads counts)."""
+    return {"f": f, "t": t, "h": cover, "n": cover, "v": 0.0, "g": 1.0, "l": left, "r": right}
 
 
 @pytest.mark.parametrize("source", ["xgboost", "lightgbm"])
 def test_lossless_passes_keep_statistics_consistent(source, tmp_path):
     """Merging equal subtrees sums their statistics; cutting an unreachable branch takes its
     statistics off the ancestors: contributions stay equal to native and sum to the margin."""
-    sub = {"f": 1, "t": 0.25, "cover": 0.0, "l": _leaf(1.0, 0.0), "r": _leaf(2.0, 0.0)}
-    left = {**sub, "cover": 30.0, "l": _leaf(1.0, 10.0), "r": _leaf(2.0, 20.0)}
-    right = {**sub, "cover": 14.0, "l": _leaf(1.0, 6.0), "r": _leaf(2.0, 8.0)}
-    equal = {"f": 0, "t": 0.5, "cover": 44.0, "l": left, "r": right}
+    left = _split(1, 0.25, 30.0, _leaf(1.0, 10.0), _leaf(2.0, 20.0))
+    right = _split(1, 0.25, 14.0, _leaf(1.0, 6.0), _leaf(2.0, 8.0))
+    equal = _split(0, 0.5, 44.0, left, right)
     # x0 < 0.5 then x0 < 0.75 (x0 <= 0.75): the right branch of the inner split is unreachable
-    cut = {"f": 0, "t": 0.5, "cover": 50.0,
-           "l": {"f": 0, "t": 0.75, "cover": 30.0,
-                 "l": {"f": 2, "t": 0.0, "cover": 25.0, "l": _leaf(-1.0, 5.0),
-                       "r": _leaf(3.0, 20.0)},
-                 "r": _leaf(7.0, 5.0)},
-           "r": {"f": 1, "t": 0.0, "cover": 20.0, "l": _leaf(0.5, 12.0), "r": _leaf(-0.5, 8.0)}}
-    ens = _hand_ens([equal, cut], source)
+    cut = _split(0, 0.5, 50.0,
+                 _split(0, 0.75, 30.0, _split(2, 0.0, 25.0, _leaf(-1.0, 5.0), _leaf(3.0, 20.0)),
+                        _leaf(7.0, 5.0)),
+                 _split(1, 0.0, 20.0, _leaf(0.5, 12.0), _leaf(-0.5, 8.0)))
+    ens = make_ens([build(equal), build(cut)], source)
     X = np.random.default_rng(0).normal(0.4, 0.6, size=(300, 3))
     X[::7, 0] = np.nan
     before = ens.predict(X, output="contrib")
@@ -239,7 +206,7 @@ def test_unknown_cover_is_a_clear_error():
     with pytest.raises(UnsupportedModelError, match="cover"):
         broken.predict(X, output="contrib")
     # a single-leaf tree needs no statistics: its value is all bias
-    stump = _hand_ens([_leaf(0.25, np.nan)], "lightgbm")
+    stump = make_ens([build(_leaf(0.25, np.nan))], "lightgbm")
     out = stump.predict(np.zeros((2, 3)), output="contrib")
     np.testing.assert_array_equal(out, [[0, 0, 0, 0.25]] * 2)
 

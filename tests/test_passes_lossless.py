@@ -11,10 +11,10 @@ import pytest
 import xgboost as xgb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from models import build, make_ens
 
 from treeprune.ensemble import NODE_FIELDS, Ensemble
 from treeprune.io import load
-from treeprune.objectives import Objective
 from treeprune.passes.base import PassRecord
 from treeprune.passes.lossless import (
     fold_constant_trees,
@@ -24,68 +24,12 @@ from treeprune.passes.lossless import (
     remove_unreachable,
     remove_zero_trees,
 )
-from treeprune.trees import Tree, assemble, empty_nodes, get_trees
+from treeprune.trees import Tree, assemble, get_trees
 
 NAN, INF = math.nan, math.inf
 F32 = np.float32
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-# ----------------------------------------------------------------------------- building by hand
-def build(spec, group: int = 0, weight: float = 1.0) -> Tree:
-    """A Tree from nested dicts: a number is a leaf; a split is
-    ``dict(f=feature, t=threshold, l=left, r=right, dl=default_left, mt=missing_type,
-    cat=[categories], v=internal value, g=gain, h=cover)``; a leaf may be ``dict(leaf=v, h=..)``."""
-    rows: list[dict] = []
-    cat_sets: list[np.ndarray] = []
-
-    def add(s) -> int:
-        i = len(rows)
-        rows.append({})
-        if not isinstance(s, dict) or "leaf" in s:
-            v = s["leaf"] if isinstance(s, dict) else s
-            rows[i] = {"value": float(v), "cover": float(s.get("h", NAN)) if isinstance(s, dict)
-                       else NAN}
-            return i
-        lc, rc = add(s["l"]), add(s["r"])
-        row = {"feature": s["f"], "threshold": s.get("t", 0.0), "left": lc, "right": rc,
-               "default_left": s.get("dl", True), "missing_type": s.get("mt", 2),
-               "value": s.get("v", NAN), "gain": s.get("g", NAN), "cover": s.get("h", NAN)}
-        if "cat" in s:
-            words = np.zeros(max(s["cat"], default=0) // 32 + 1, dtype=np.uint32)
-            for c in s["cat"]:
-                words[c // 32] |= np.uint32(1 << (c % 32))
-            cat_sets.append(words)
-            row["cat_index"] = len(cat_sets) - 1
-        rows[i] = row
-        return i
-
-    add(spec)
-    nodes = empty_nodes(len(rows))
-    for i, row in enumerate(rows):
-        for k, v in row.items():
-            nodes[k][i] = v
-    return Tree(nodes, cat_sets, group, weight)
-
-
-def make_ens(trees, source="xgboost", n_features=3, base=0.0, folded=None, n_groups=1,
-             monotone=None) -> Ensemble:
-    if n_groups > 1:
-        obj = Objective("multi:softprob" if source == "xgboost" else "multiclass", "softmax",
-                        "softmax", n_classes=n_groups)
-    else:
-        obj = Objective("reg:squarederror" if source == "xgboost" else "regression", "squared",
-                        "identity")
-    return assemble(
-        None, trees, objective=obj,
-        base_margin=np.broadcast_to(np.asarray(base, dtype=np.float64), (n_groups,)).copy(),
-        folded_intercept=np.zeros(n_groups) if folded is None else np.asarray(folded, float),
-        n_features=n_features, feature_names=tuple(f"f{i}" for i in range(n_features)),
-        feature_types=("float",) * n_features, categories={},
-        monotone_constraints=tuple(monotone or (0,) * n_features), source=source,
-        source_meta={},
-    )
 
 
 def snapshot(ens: Ensemble) -> dict:

@@ -8,11 +8,10 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 import xgboost as xgb
+from models import build, make_ens
 from test_passes_lossless import (
     _data,
     assert_unchanged,
-    build,
-    make_ens,
     margins,
     reference_leaves,
     snapshot,

@@ -6,6 +6,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 import xgboost as xgb
+from models import credit_like, native_margin, train_lgb, train_xgb
 from sklearn.metrics import roc_auc_score
 
 import treeprune as tp
@@ -13,40 +14,22 @@ from treeprune.errors import DataError, PruneError
 from treeprune.passes import datadriven as dd
 
 
-def credit_like(n: int, seed: int = 0, n_features: int = 8):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_features))
-    X[rng.random(X.shape) < 0.05] = np.nan
-    logit = 1.2 * np.nan_to_num(X[:, 0]) - 0.8 * np.nan_to_num(X[:, 1]) + 0.5 * np.nan_to_num(
-        X[:, 2] * X[:, 3])
-    y = (logit + rng.logistic(size=n) > 0.3).astype(float)
-    return X, y
-
-
 @pytest.fixture(scope="module")
 def binary_data():
-    X, y = credit_like(4000)
+    X, y = credit_like(4000, nan_frac=0.05)
     return X[:2000], y[:2000], X[2000:], y[2000:]
 
 
 @pytest.fixture(scope="module")
 def xgb_model(binary_data):
     Xt, yt, _, _ = binary_data
-    return xgb.train({"max_depth": 5, "eta": 0.1, "objective": "binary:logistic", "nthread": 1,
-                      "seed": 0}, xgb.DMatrix(Xt, yt), 120)
+    return train_xgb(Xt, yt, max_depth=5, n_rounds=120)
 
 
 @pytest.fixture(scope="module")
 def lgb_model(binary_data):
     Xt, yt, _, _ = binary_data
-    return lgb.train({"objective": "binary", "num_leaves": 15, "learning_rate": 0.1,
-                      "verbose": -1, "num_threads": 1, "seed": 0}, lgb.Dataset(Xt, yt), 120)
-
-
-def native_margin(path, X):
-    if str(path).endswith(".txt"):
-        return lgb.Booster(model_file=str(path)).predict(X, raw_score=True)
-    return xgb.Booster(model_file=str(path)).predict(xgb.DMatrix(X), output_margin=True)
+    return train_lgb(Xt, yt, num_leaves=15, n_rounds=120)
 
 
 @pytest.mark.parametrize("lib", ["xgboost", "lightgbm"])

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 import xgboost as xgb
+from models import credit_like, native_margin, train_lgb, train_xgb
 from scipy.stats import spearmanr
 
 import treeprune as tp
@@ -15,39 +15,21 @@ from treeprune.errors import DataError, PruneError
 from treeprune.metrics import psi
 
 
-def credit_like(n: int, seed: int = 0, n_features: int = 6):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_features))
-    logit = 1.2 * X[:, 0] - 0.8 * X[:, 1] + 0.5 * X[:, 2] * X[:, 3]
-    y = (logit + rng.logistic(size=n) > 0.3).astype(float)
-    return X, y
-
-
 @pytest.fixture(scope="module")
 def data():
-    X, y = credit_like(5000)
+    X, y = credit_like(5000, n_features=6)
     return {"train": (X[:2000], y[:2000]), "prune": (X[2000:3500], y[2000:3500]),
             "test": (X[3500:], y[3500:])}
 
 
 @pytest.fixture(scope="module")
 def xgb_model(data):
-    X, y = data["train"]
-    return xgb.train({"max_depth": 3, "eta": 0.1, "objective": "binary:logistic", "nthread": 1,
-                      "seed": 0}, xgb.DMatrix(X, y), 40)
+    return train_xgb(*data["train"], max_depth=3, n_rounds=40)
 
 
 @pytest.fixture(scope="module")
 def lgb_model(data):
-    X, y = data["train"]
-    return lgb.train({"objective": "binary", "num_leaves": 8, "learning_rate": 0.1,
-                      "verbose": -1, "num_threads": 1, "seed": 0}, lgb.Dataset(X, y), 40)
-
-
-def native_margin(path, X):
-    if str(path).endswith(".txt"):
-        return lgb.Booster(model_file=str(path)).predict(X, raw_score=True)
-    return xgb.Booster(model_file=str(path)).predict(xgb.DMatrix(X), output_margin=True)
+    return train_lgb(*data["train"], num_leaves=8, n_rounds=40)
 
 
 @pytest.mark.parametrize("family", ["regrow", "distill", "distill+regrow"])

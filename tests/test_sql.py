@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import sqlite3
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import xgb_models as xm
 from lgb_models import FAST_SPECS, LgbSpec, stress_rows, train
+from sqlite_db import connect
 
 import treeprune as tp
 from treeprune.datasets import load_taiwan
@@ -23,15 +23,6 @@ F32_MAX = float(np.finfo(np.float32).max)
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-def connect() -> sqlite3.Connection:
-    con = sqlite3.connect(":memory:")
-    try:
-        con.execute("SELECT exp(0.5)").fetchone()
-    except sqlite3.OperationalError:  # an SQLite built without math functions
-        con.create_function("exp", 1, math.exp, deterministic=True)
-    return con
-
-
 def column_names(ens) -> list[str]:
     return list(ens.feature_names) or [f"f{i}" for i in range(ens.n_features)]
 

@@ -6,15 +6,13 @@ Stumps, depth-2 and small deeper models; XGBoost and LightGBM; NaN (NULL), categ
 
 from __future__ import annotations
 
-import math
-import sqlite3
-
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 import xgboost as xgb
 from credit_data import load_credit
+from sqlite_db import connect
 
 import treeprune as tp
 from treeprune.errors import ConversionError, UnsupportedModelError
@@ -23,11 +21,7 @@ from treeprune.sql import to_sql
 
 
 def run_sql(model, frame: pd.DataFrame, k: int, **kwargs) -> pd.DataFrame:
-    con = sqlite3.connect(":memory:")
-    try:
-        con.execute("SELECT exp(0.5)").fetchone()
-    except sqlite3.OperationalError:  # an SQLite built without math functions
-        con.create_function("exp", 1, math.exp, deterministic=True)
+    con = connect()
     frame.to_sql("t", con, index=False)
     return pd.read_sql_query(to_sql(model, "t", reasons=k, **kwargs), con)
 
