@@ -204,3 +204,12 @@ def test_cli_compare_parquet_glob(client, binary_cat, tmp_path, capsys):
     got = json.loads(out)
     want = tp.compare(model, tp.load(b_path), frame, y).to_dict()
     assert got["metrics"] == want["metrics"] and got["n_rows"] == len(frame)
+    # text outcomes: --positive-label codes them on the workers, as in memory
+    for i, chunk in enumerate(np.array_split(np.arange(len(frame)), 2)):
+        framed.assign(bad=np.where(y == 1, "default", "paid")).iloc[chunk].to_parquet(
+            tmp_path / f"text{i}.parquet")
+    rc = _run_cli(["compare", str(a_path), str(b_path), "--data", str(tmp_path / "text*.parquet"),
+                   "--target", "bad", "--positive-label", "default", "--json",
+                   "--scheduler", client.scheduler.address])
+    assert rc == 0
+    assert json.loads(capsys.readouterr().out)["metrics"] == want["metrics"]

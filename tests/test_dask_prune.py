@@ -86,7 +86,7 @@ def test_deterministic_whatever_the_partitioning(client, case, caplog):
     assert a.params["rows"]["confirm"] == len(Xv) - len(decide) == a.holdout["rows"]
 
 
-def test_holdout_on_every_confirm_row_equals_in_memory_statistics(client, case):
+def test_holdout_on_every_confirm_row_equals_in_memory_statistics(client, case, tmp_path):
     ens, X, y = case
     Xv, yv = X[:3000], y[:3000]
     result = tp.prune(ens, *_frame(Xv, yv, 3), families=("select",), cv=1, max_trees=5)
@@ -101,6 +101,10 @@ def test_holdout_on_every_confirm_row_equals_in_memory_statistics(client, case):
     assert h["original"] == pytest.approx(_stopping.auc_and_se(ref, yv[confirm])[0], abs=1e-12)
     assert h["se"] == pytest.approx(se, rel=1e-9)
     assert h["se_diff"] == pytest.approx(se_diff, rel=1e-9)
+    # the change report reads the in-memory sample's judge rows and the cluster's holdout
+    path = result.report(tmp_path / "report.md")
+    text = path.read_text() if hasattr(path, "read_text") else (tmp_path / "report.md").read_text()
+    assert f"{len(confirm)} confirm rows" in text
 
 
 def test_fidelity_without_labels_and_a_bounded_sample(client, case):

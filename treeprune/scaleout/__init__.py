@@ -1,4 +1,10 @@
-"""Scoring and monitoring on Dask collections (``pip install 'treeprune[dask]'``).
+"""Scoring, monitoring, comparing and pruning on Dask collections (``pip install 'treeprune[dask]'``).
+
+``_predict`` scores partition by partition; ``_metrics`` and ``_paired`` reduce scores to bounded
+tables (exact up to ``MAX_BINS`` distinct scores); ``_compare`` compares two models by those
+reductions; ``_rows`` and ``_prune`` run ``tp.prune`` with a partition-stable row hash and an
+in-memory search on a bounded sample; ``_batch`` writes scored Parquet; ``_cluster`` starts
+clusters.
 
 Dask is optional and imported only when a dask collection is passed in: ``import treeprune``
 never imports it. :func:`is_dask_collection` recognises one without importing dask;
