@@ -15,8 +15,8 @@ pytest.importorskip("dask.dataframe", reason="dask support not installed: pip in
 import dask.array as da  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
 from dask_cluster import local_cluster  # noqa: E402
+from models import credit_like  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
-from test_prune import credit_like  # noqa: E402
 
 import treeprune as tp  # noqa: E402
 from treeprune import _fidelity, _stopping  # noqa: E402
@@ -35,7 +35,7 @@ def client():
 
 @pytest.fixture(scope="module")
 def case():
-    X, y = credit_like(24_000)
+    X, y = credit_like(24_000, nan_frac=0.05)
     booster = xgb.train({"max_depth": 4, "eta": 0.1, "objective": "binary:logistic",
                          "nthread": 1, "seed": 0}, xgb.DMatrix(X[:4000], y[:4000]), 60)
     return tp.load(booster), X[4000:], y[4000:]

@@ -451,8 +451,6 @@ def compare(model_a: str, model_b: str, data_path: str, target: str | None,
 
         with cluster_client(scheduler):
             X, y = _split_target_dask(read_parquet_glob(data_path), target, data_path)
-            if y is not None and positive_label is not None:
-                y = y.map_partitions(_coded_labels, positive_label, meta=(y.name, "f8"))
             say(quiet, f"comparing {model_a} (A) with {model_b} (B) on {data_path} "
                        f"({X.npartitions} partitions)")
             cmp = run_compare(a, b, X, y, output=output, positive_label=positive_label)
@@ -691,15 +689,6 @@ def _scorecard(ens: Any, pdo: float | None, base_score: float | None,
 
 def _is_glob(path: str) -> bool:
     return any(c in path for c in "*?[")
-
-
-def _coded_labels(labels: Any, positive_label: str) -> Any:
-    """One partition's labels coded 1 (``positive_label``) / 0, as in memory."""
-    import pandas as pd
-
-    from .data import binary_labels
-
-    return pd.Series(binary_labels(labels, positive_label), index=labels.index, name=labels.name)
 
 
 def _split_target_dask(frame: Any, target: str | None, path: str) -> tuple[Any, Any]:

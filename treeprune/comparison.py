@@ -526,12 +526,12 @@ def compare(
     if positive_label is not None and y is None:
         raise DataError("positive_label names a value of y; give y too")
     if any(_is_dask(v) for v in (X, y)):  # scored and compared on the cluster
-        if positive_label is not None:
-            raise DataError("positive_label with dask labels is not supported; code the label "
-                            "column 0/1 first (e.g. (y == 'bad').astype(int))")
+        if positive_label is not None and not binary[0]:
+            raise DataError("positive_label applies to binary models; model A is "
+                            f"{models[0].objective.name}")
         from .scaleout._compare import model_scores
 
-        *scores, y = model_scores(models, X, y, output)
+        *scores, y = model_scores(models, X, y, output, positive_label)
     else:
         scores = [np.asarray(m.predict(X, output=output), dtype=np.float64).reshape(-1)
                   for m in models]

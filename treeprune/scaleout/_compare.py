@@ -158,18 +158,21 @@ def _kendall_sample(a: Any, b: Any, share: float) -> tuple[np.ndarray, np.ndarra
     return a[keep], b[keep]
 
 
-def _score_part(model_a: Any, model_b: Any, output: str, X: Any, y: Any) -> np.ndarray:
+def _score_part(model_a: Any, model_b: Any, output: str, X: Any, y: Any,
+                positive_label: Any) -> np.ndarray:
     a = model_a.predict(X, output=output, n_threads=1).reshape(-1)
     out = np.empty((len(a), 3))
     out[:, 0] = a
     out[:, 1] = model_b.predict(X, output=output, n_threads=1).reshape(-1)
-    out[:, 2] = np.nan if y is None else labels(y, None)
+    out[:, 2] = np.nan if y is None else labels(y, positive_label)
     return out
 
 
-def model_scores(models: Sequence[Any], X: Any, y: Any, output: str) -> tuple[Any, Any, Any]:
-    """The two models' scores of the dask rows ``X`` and the labels, as 1-D dask arrays cut from
-    one array, so that their partitions line up whatever dask does to a lone column."""
+def model_scores(models: Sequence[Any], X: Any, y: Any, output: str,
+                 positive_label: Any = None) -> tuple[Any, Any, Any]:
+    """The two models' scores of the dask rows ``X`` and the labels (``positive_label`` coded 1,
+    on the workers), as 1-D dask arrays cut from one array, so that their partitions line up
+    whatever dask does to a lone column."""
     import dask
     import dask.array as da
     import dask.dataframe as dd
@@ -187,7 +190,7 @@ def model_scores(models: Sequence[Any], X: Any, y: Any, output: str) -> tuple[An
     node_a, node_b = _model_node(models[0]), _model_node(models[1])
     part = dask.delayed(_score_part, pure=True)
     blocks = [da.from_delayed(part(node_a, node_b, output, parts.X[i],
-                                   None if parts.y is None else parts.y[i]),
+                                   None if parts.y is None else parts.y[i], positive_label),
                               shape=(np.nan, 3), dtype=np.float64)
               for i in range(len(parts.X))]
     joint = da.concatenate(blocks, axis=0)
