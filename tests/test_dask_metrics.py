@@ -10,7 +10,6 @@ pytest.importorskip("dask.dataframe", reason="dask support not installed: pip in
 
 import dask.array as da  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
-from dask_cluster import local_cluster  # noqa: E402
 from score_data import two_scores  # noqa: E402
 from xgb_models import XGBSpec, make_model  # noqa: E402
 
@@ -19,12 +18,6 @@ from treeprune import metrics  # noqa: E402
 from treeprune.comparison import compare_scores  # noqa: E402
 from treeprune.errors import DataError  # noqa: E402
 from treeprune.scaleout._metrics import ScoreTable, score_table  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def client():
-    with local_cluster() as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ pytest.importorskip("dask.dataframe", reason="dask support not installed: pip in
 
 import dask.array as da  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
-from dask_cluster import local_cluster  # noqa: E402
 from xgb_models import XGBSpec, make_model, to_frame  # noqa: E402
 
 import treeprune as tp  # noqa: E402
@@ -21,12 +20,6 @@ from treeprune.errors import DataError, MissingDependencyError  # noqa: E402
 from treeprune.scorecard import Scorecard  # noqa: E402
 
 OUTPUTS = ("prediction", "margin", "leaf", "per_tree", "score", "contrib")
-
-
-@pytest.fixture(scope="module")
-def client():
-    with local_cluster() as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

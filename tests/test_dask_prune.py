@@ -14,7 +14,6 @@ pytest.importorskip("dask.dataframe", reason="dask support not installed: pip in
 
 import dask.array as da  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
-from dask_cluster import local_cluster  # noqa: E402
 from models import credit_like  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
@@ -25,12 +24,6 @@ from treeprune.scaleout._prune import prune_dask  # noqa: E402
 from treeprune.scaleout._rows import row_uniform  # noqa: E402
 
 NAMES = [f"f{i}" for i in range(8)]
-
-
-@pytest.fixture(scope="module")
-def client():
-    with local_cluster() as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
