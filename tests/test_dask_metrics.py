@@ -74,6 +74,17 @@ def test_psi_exact(client, data, bins):
         pd.testing.assert_frame_equal(got.table, want.table, check_dtype=False, rtol=1e-12)
 
 
+def test_psi_edges_off_ties_as_in_memory(client):
+    # scores with a large tie at an edge: the exact table moves it as the in-memory rule does
+    rng = np.random.default_rng(5)
+    e = np.round(np.concatenate([rng.normal(size=700), np.full(300, 0.1)]), 2)
+    a = np.where(e == 0.1, 0.1 + 1e-12, e + rng.normal(scale=0.01, size=len(e)))
+    want = metrics.psi(e, a)
+    got = metrics.psi(da.from_array(e, chunks=250), da.from_array(a, chunks=250))
+    assert got.value == pytest.approx(want.value, rel=1e-12)
+    pd.testing.assert_frame_equal(got.table, want.table, check_dtype=False, rtol=1e-12)
+
+
 def test_score_table_quantiles_match_numpy(client, data):
     _, p, _, points = data
     q = np.linspace(0, 1, 21)

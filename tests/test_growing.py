@@ -354,6 +354,26 @@ def test_fit_affine_recovers_a_known_map(method):
     assert a1.shape == (1,) and abs(a1[0] - 2.0) < 1e-9 and abs(b1[0] - 1.0) < 1e-9
 
 
+def test_fit_affine_anchors_a_group_of_tied_scores():
+    # 10% of the rows share one original score (a mass point); the pruned margin keeps them tied
+    # but not on the straight line through the rest
+    rng = np.random.default_rng(1)
+    m = rng.normal(size=2000)
+    target = 1.5 * m + 0.2 + rng.normal(scale=0.3, size=2000)
+    m[:200], target[:200] = 0.4, 0.9
+    a0, b0 = fit_affine(m, target, method="quantile")
+    a, b = fit_affine(m, target, method="quantile", anchor_share=0.02)
+    assert a[0] == a0[0]
+    assert a[0] * 0.4 + b[0] == pytest.approx(0.9, abs=1e-12)
+    assert abs(a0[0] * 0.4 + b0[0] - 0.9) > 1e-3  # without the anchor the group moves
+    # a group below the share, or one the margin splits, is not anchored
+    assert fit_affine(m, target, method="quantile", anchor_share=0.2)[1][0] == b0[0]
+    split = m.copy()
+    split[:200] = rng.normal(size=200)
+    free = fit_affine(split, target, method="quantile")
+    assert fit_affine(split, target, method="quantile", anchor_share=0.02)[1][0] == free[1][0]
+
+
 def test_fit_affine_and_rescale_refuse_bad_input():
     m = np.arange(10.0)
     with pytest.raises(DataError, match="constant"):

@@ -151,6 +151,26 @@ def test_psi_hand_computation():
     assert explicit.value == pytest.approx(hand, abs=1e-12)
 
 
+def test_psi_edges_move_off_a_group_of_tied_scores():
+    # 300 of 1,000 applicants share one score (no bureau file): it is the median, an edge
+    rng = np.random.default_rng(4)
+    tie = 0.25
+    expected = np.concatenate([rng.uniform(-2, 0, 350), np.full(300, tie), rng.uniform(1, 3, 350)])
+    res = tm.psi(expected, expected)
+    edges = res.table["upper"].to_numpy()[:-1]
+    assert tie not in edges
+    # the edge moved halfway to the next larger score: the expected counts are unchanged
+    nxt = expected[expected > tie].min()
+    assert 0.5 * (tie + nxt) in edges
+    assert res.table["expected_count"].sum() == 1000
+    # the same scores up to rounding stay in their bin
+    nudged = np.where(expected == tie, tie + 1e-12, expected)
+    assert tm.psi(expected, nudged).value == 0.0
+    # the old rule (edge on the tie, x <= edge) put all 300 one bin up: a "significant shift"
+    old = tm.psi(expected, nudged, bins=np.quantile(expected, np.arange(1, 10) / 10))
+    assert old.value > 0.25
+
+
 def test_psi_empty_bins_use_epsilon_and_outer_bins_are_open():
     expected = np.arange(1.0, 11.0)
     actual = np.array([-100.0] * 4)  # all below the expected range -> first bin

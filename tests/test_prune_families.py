@@ -220,6 +220,20 @@ def test_fidelity_figures():
     assert _fidelity.spearman_se(0.9, 1000) < _fidelity.spearman_se(0.9, 100)
 
 
+def test_agreement_keeps_tied_scores_together():
+    # 20% of the rows share the score at the 50% cutoff: a score cutoff gives them one decision,
+    # so a model that ranks them the same (tied, in any row order) agrees everywhere
+    rng = np.random.default_rng(6)
+    x = np.concatenate([rng.normal(-2, 0.5, 400), np.zeros(200), rng.normal(2, 0.5, 400)])
+    z = x.copy()
+    z[400:600] = 1e-9  # the same group, one rounding error away
+    for rate in (0.5, 0.8):
+        assert _fidelity.agreement(x, z, rate) == 1.0
+    assert _fidelity.Reference(x).columns(z)["agreement_50"] == 1.0
+    # ties are all declined at the cutoff, as in tp.compare's swap sets
+    assert _fidelity.approved(x, 0.5).sum() == 400
+
+
 def test_max_psi_excludes_candidates_that_shift_the_scores():
     table = pd.DataFrame({"family": ["select", "distill", "select"], "n_leaves": [10, 20, 500],
                           "n_trees": [1, 2, 50], "metric_judge": [0.81, 0.805, 0.8],

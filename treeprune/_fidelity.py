@@ -46,19 +46,25 @@ def spearman_lower(r: float, n: int, z: float) -> float:
     return float(math.tanh(math.atanh(r) - z * math.sqrt(1.06 / (n - 3))))
 
 
-def agreement(a: np.ndarray, b: np.ndarray, rate: float) -> float:
-    """Share of rows that both scores approve or both decline at approval rate ``rate``.
+def approved(score: np.ndarray, rate: float) -> np.ndarray:
+    """Who a score approves at approval rate ``rate``: the rows below its cutoff.
 
-    Higher margins are riskier (probability of default): each score approves its
-    ``round(rate * n)`` lowest rows (ties broken by row order, the same way for both).
+    Higher margins are riskier (probability of default). The cutoff is the score of the
+    ``round(rate * n)``-th lowest row and approves the rows strictly below it, as a score cutoff
+    does (:func:`treeprune.compare`'s swap sets use the same rule): tied rows share one decision,
+    so a group of applicants with one score (no bureau file, say) is never split by row order.
     """
-    n = len(a)
+    n = len(score)
     k = int(round(rate * n))
-    approve_a = np.zeros(n, dtype=bool)
-    approve_b = np.zeros(n, dtype=bool)
-    approve_a[np.argsort(a, kind="stable")[:k]] = True
-    approve_b[np.argsort(b, kind="stable")[:k]] = True
-    return float(np.mean(approve_a == approve_b))
+    if k >= n:
+        return np.ones(n, dtype=bool)
+    return score < np.partition(score, k)[k]
+
+
+def agreement(a: np.ndarray, b: np.ndarray, rate: float) -> float:
+    """Share of rows that both scores approve or both decline at approval rate ``rate``
+    (each at its own cutoff, see :func:`approved`)."""
+    return float(np.mean(approved(a, rate) == approved(b, rate)))
 
 
 def psi(original: np.ndarray, other: np.ndarray) -> float:
@@ -80,20 +86,15 @@ class Reference:
     with the same original."""
 
     def __init__(self, original: np.ndarray) -> None:
-        from .metrics import PSI_EPSILON
+        from .metrics import PSI_EPSILON, _psi_edges
 
         self.original = np.asarray(original, dtype=np.float64)
         n = len(self.original)
         self.constant = n < 2 or np.ptp(self.original) == 0
         self.rank = rankdata(self.original)
-        self.approved = {}
-        for rate in APPROVAL_RATES:
-            k = int(round(rate * n))
-            approve = np.zeros(n, dtype=bool)
-            approve[np.argsort(self.original, kind="stable")[:k]] = True
-            self.approved[rate] = (approve, k)
+        self.approved = {rate: approved(self.original, rate) for rate in APPROVAL_RATES}
         # the bins of treeprune.metrics.psi: deciles of the original, lower < x <= upper
-        self.inner = np.unique(np.quantile(self.original, np.arange(1, 10) / 10))
+        self.inner = _psi_edges(self.original, 10, "quantile")
         counts = np.bincount(np.searchsorted(self.inner, self.original, side="left"),
                              minlength=len(self.inner) + 1)
         self.eps = PSI_EPSILON
@@ -106,12 +107,9 @@ class Reference:
             out = {"spearman": math.nan}
         else:
             out = {"spearman": float(np.corrcoef(self.rank, rankdata(other))[0, 1])}
-        order = np.argsort(other, kind="stable")
         for rate in APPROVAL_RATES:
-            approve, k = self.approved[rate]
-            mine = np.zeros(n, dtype=bool)
-            mine[order[:k]] = True
-            out[f"agreement_{int(round(rate * 100))}"] = float(np.mean(mine == approve))
+            same = approved(other, rate) == self.approved[rate]
+            out[f"agreement_{int(round(rate * 100))}"] = float(np.mean(same))
         counts = np.bincount(np.searchsorted(self.inner, other, side="left"),
                              minlength=len(self.inner) + 1)
         actual = np.where(counts == 0, self.eps, counts / max(n, 1))

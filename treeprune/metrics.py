@@ -388,12 +388,30 @@ class PSIResult:
         return f"PSI {self.value:.6f} ({self.band}, {self.n_bins} bins)"
 
 
+def off_ties(inner: np.ndarray, distinct: np.ndarray) -> np.ndarray:
+    """Quantile edges moved off the values they fall on: halfway to the next larger value.
+
+    ``distinct`` holds the sorted distinct values of the distribution the edges were cut on. An
+    edge that equals one of them (a quantile inside a group of tied scores: applicants without a
+    bureau file often share one score) would make the whole group's bin depend on a score equal
+    to it up to rounding. Halfway to the next larger value, the expected counts stay the same and
+    a score a rounding error away from the tie still falls with it.
+    """
+    inner = np.unique(inner)
+    at = np.searchsorted(distinct, inner)
+    hit = (at < len(distinct) - 1) & (distinct[np.minimum(at, len(distinct) - 1)] == inner)
+    inner = inner.copy()
+    inner[hit] = 0.5 * (distinct[at[hit]] + distinct[at[hit] + 1])
+    return np.unique(inner)
+
+
 def _psi_edges(expected: np.ndarray, n_bins: int, bins: Any) -> np.ndarray:
     if isinstance(bins, str):
         if not isinstance(n_bins, (int, np.integer)) or isinstance(n_bins, bool) or n_bins < 1:
             raise DataError(f"n_bins must be a positive integer; got {n_bins!r}")
         if bins == "quantile":
-            inner = np.quantile(expected, np.arange(1, n_bins) / n_bins)
+            return off_ties(np.quantile(expected, np.arange(1, n_bins) / n_bins),
+                            np.unique(expected))
         elif bins == "uniform":
             inner = np.linspace(expected.min(), expected.max(), n_bins + 1)[1:-1]
         else:
@@ -411,7 +429,9 @@ def psi(expected: Any, actual: Any, n_bins: int = 10, bins: Any = "quantile") ->
     Bins are cut on the *expected* distribution and the same edges are applied to ``actual``:
 
     * ``bins='quantile'`` (default): the ``k / n_bins`` quantiles of ``expected`` (duplicate edges
-      from ties are merged, so there can be fewer bins than asked for);
+      from ties are merged, so there can be fewer bins than asked for; an edge that falls on a
+      value of ``expected`` moves halfway to the next larger value, so that a group of tied
+      scores is not split from a score equal to it up to rounding);
     * ``bins='uniform'``: equal-width edges between the min and max of ``expected``;
     * an array: explicit inner edges.
 

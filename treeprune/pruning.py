@@ -44,6 +44,10 @@ CROSSFIT_BELOW = 20000
 MIN_CONFIRM_ROWS = 40
 #: fit rows used for the score-scale fit and for the (descriptive) metric on fit rows
 SCALE_ROWS = 5000
+#: with scale="original", a group of at least this share of the fit rows that share one original
+#: score keeps that score exactly (see passes.scale.fit_affine): at 2% such a group moves PSI by
+#: about 0.1 when it crosses a decile edge
+ANCHOR_SHARE = 0.02
 FIT_METRIC_ROWS = 2000
 
 
@@ -459,7 +463,8 @@ def prune(
         sub = _subsample(len(rows.X), SCALE_ROWS)
         m = cand.predict(rows.X[sub], output="margin")
         try:
-            a, b = scale_pass.fit_affine(m, rows.target[sub], method="quantile")
+            a, b = scale_pass.fit_affine(m, rows.target[sub], method="quantile",
+                                         anchor_share=ANCHOR_SHARE)
         except DataError:  # constant, or ranking against the original: not a candidate
             return None
         return scale_pass.rescale(cand, a, b)

@@ -42,8 +42,26 @@ def _weighted_quantiles(v: np.ndarray, w: np.ndarray, q: np.ndarray) -> np.ndarr
     return np.interp(q, pos, v[order])
 
 
+def _tie_anchor(x: np.ndarray, y: np.ndarray, w: np.ndarray, min_share: float
+                ) -> tuple[float, float] | None:
+    """The largest group of rows sharing one target score, if it holds at least ``min_share`` of
+    the weight and ``x`` keeps at least half of it on one value: (that ``x``, the target)."""
+    values, inverse = np.unique(y, return_inverse=True)
+    weight = np.bincount(inverse, weights=w, minlength=len(values))
+    top = int(np.argmax(weight))
+    if weight[top] < min_share * w.sum():
+        return None
+    group = inverse == top
+    xv, xi = np.unique(x[group], return_inverse=True)
+    xw = np.bincount(xi, weights=w[group], minlength=len(xv))
+    if xw.max() < 0.5 * weight[top]:
+        return None
+    return float(xv[int(np.argmax(xw))]), float(values[top])
+
+
 def fit_affine(margin: Any, target_margin: Any, sample_weight: Any = None,
-               method: str = "lstsq") -> tuple[np.ndarray, np.ndarray]:
+               method: str = "lstsq", anchor_share: float | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Per output group, ``a > 0`` and ``b`` so that ``a * margin + b`` matches ``target_margin``.
 
     Parameters
@@ -56,6 +74,12 @@ def fit_affine(margin: Any, target_margin: Any, sample_weight: Any = None,
         ``"lstsq"``: weighted least squares of the target on the margin. ``"quantile"``: least
         squares between the 0.5%..99.5% quantiles of the two, so that the score distributions
         match (what PSI measures) even where the rows' scores disagree.
+    anchor_share : float, optional
+        Keep a mass point: when at least this share of the rows (by weight) share one target
+        margin (applicants without a bureau file often share one score) and the margin keeps most
+        of them on one value too, the offset ``b`` puts that value exactly on the target's, so
+        the group keeps its score and falls on the same side of every cutoff and PSI edge. The
+        slope is fitted as ``method`` says.
 
     Returns
     -------
@@ -102,6 +126,9 @@ def fit_affine(margin: Any, target_margin: Any, sample_weight: Any = None,
             raise DataError(f"the margins of group {g} rank the rows against the target "
                             f"(slope {a[g]:.3g}); a score scale must keep the order")
         b[g] = my - a[g] * mx
+        anchor = None if anchor_share is None else _tie_anchor(m[:, g], t[:, g], w, anchor_share)
+        if anchor is not None:
+            b[g] = anchor[1] - a[g] * anchor[0]
     return a, b
 
 

@@ -464,7 +464,7 @@ def psi(expected: Any, actual: Any, n_bins: int = 10, bins: Any = "quantile",
     histograms reduced over the partitions, exact for those edges.
     """
     require_dask("dask scores")
-    from ..metrics import _psi_edges, psi_from_counts
+    from ..metrics import _psi_edges, off_ties, psi_from_counts
 
     if isinstance(bins, str) and bins in ("quantile", "uniform"):
         if not isinstance(n_bins, (int, np.integer)) or isinstance(n_bins, bool) or n_bins < 1:
@@ -480,6 +480,8 @@ def psi(expected: Any, actual: Any, n_bins: int = 10, bins: Any = "quantile",
             inner = _psi_edges(np.zeros(1), n_bins, bins)
         elif bins == "quantile":
             inner = np.unique(first.quantile(np.arange(1, n_bins) / n_bins))
+            if isinstance(first, ScoreTable) and first.exact:  # as in memory: edges off ties
+                inner = off_ties(inner, first.value)
         else:
             lo, hi = ((first.value[0], first.value[-1]) if isinstance(first, ScoreTable)
                       else (first.lowest, first.highest))
