@@ -45,11 +45,12 @@ from .._rules import (
 )
 from .device import go_right
 
-#: Rows handled together by one thread: each tree's nodes stay in cache across the block.
+#: Rows handled together by one thread: read once, then walked by every tree.
 BLOCK_ROWS = 128
-#: Trees (single row) or rows (one tree) walked in lock step, to overlap their load chains
-#: (:func:`_walk4`).
-LANES = 4
+#: Trees walked together by a block of rows: their nodes stay in cache while the rows walk them.
+BLOCK_TREES = 4
+#: Steps that lopsided trees take without a leaf test (few rows reach a leaf this early).
+LOPSIDED_LEVELS = 2
 
 
 #: The full rule (categorical splits and LightGBM's missing types), shared with the GPU kernels.
@@ -115,108 +116,122 @@ _SPECIAL = (FLAG_CATEGORICAL | FLAG_MISSING_ZERO | FLAG_EXACT_LE) << FEATURE_BIT
 _LEAF_BIT = FLAG_LEAF << FEATURE_BITS
 _NAN_SHIFT = FEATURE_BITS + FLAG_NAN_RIGHT_SHIFT
 
+# the walks index with unsigned integers: Numba then emits no negative-index wraparound, which
+# was a third of the instructions of a step
+_U_MASK = np.uint32(FEATURE_MASK)
+_U_SPECIAL = np.uint32(_SPECIAL)
+_U_LEAF = np.uint32(_LEAF_BIT)
+_U_NAN_SHIFT = np.uint32(_NAN_SHIFT)
+_U_FLAG_SHIFT = np.uint32(FEATURE_BITS)
+_U0 = np.uint32(0)
+_U1 = np.uint32(1)
 
-@njit(inline="always", cache=True)
-def _next(xb, r, node, info, threshold, left, cat, cat_bounds, cat_words, rule, simple):
-    """The child of ``node`` for row ``r`` of the block ``xb`` (read by :func:`_load_row`).
 
-    The same decision as :func:`_step_x`, written so that the common case compiles without a
-    branch on the data: right iff ``x >= threshold``, or ``x`` is NaN and the node sends NaN
-    right. Only nodes flagged in ``_SPECIAL`` take the full rule (a branch that is almost never
-    taken, so it is predicted well).
+@njit(nogil=True, cache=True)
+def _has_nan(xb):
+    """Whether any value of the block ``xb`` is NaN (then the walks test for it at every step)."""
+    for r in range(xb.shape[0]):
+        for j in range(xb.shape[1]):
+            if xb[r, j] != xb[r, j]:
+                return True
+    return False
+
+
+@njit(nogil=True, cache=True)
+def _plan(trees, t0, nt):
+    """Steps to take without a leaf test for trees ``t0:t0 + nt`` and whether any is lopsided.
+
+    Balanced trees need exactly their depth (a leaf steps onto itself); lopsided trees are
+    stepped ``LOPSIDED_LEVELS`` times first (almost no row is at a leaf that early) and then
+    walked with a leaf test until every lane is at a leaf."""
+    levels = 0
+    lopsided = False
+    for t in range(t0, t0 + nt):
+        if trees[t, 3] != 0:
+            lopsided = True
+            levels = max(levels, min(trees[t, 2], LOPSIDED_LEVELS))
+        else:
+            levels = max(levels, trees[t, 2])
+    return levels, lopsided
+
+
+@njit(nogil=True, cache=True)
+def _walk(xb, rows, node, act, n, levels, lopsided, info, threshold, left, cat, cat_bounds,
+          cat_words, rule, simple, nan):
+    """Walk ``n`` lanes to their leaves: lane ``i`` is row ``rows[i]`` of the block ``xb`` (read
+    by :func:`_load_row`) at node ``node[i]``; on return ``node[:n]`` holds the leaves.
+
+    Every lane is independent of the others, so the CPU overlaps many lanes' loads; the lanes
+    are the trees of one row, or the rows of a block times a block of trees. First ``levels``
+    sweeps over all lanes with no leaf test (a leaf steps onto itself: threshold -inf, left one
+    below itself); then, for lopsided trees, sweeps over the lanes not yet at a leaf, kept in
+    ``act`` (a lane leaves the list when the node it steps from is a leaf, so the list does not
+    wait on the step just taken). A step is branch free (right iff ``x >= threshold``, or ``x``
+    is NaN and the node sends NaN right; with ``nan`` False the block has no NaN and the test
+    is left out) except at nodes flagged ``_SPECIAL``, which take the full rule.
+
+    The step is written out in both loops rather than called: Numba's inlined calls cost
+    reference counting and registers in this loop, about half its speed.
     """
-    w = info[node]
-    v = xb[r, w & FEATURE_MASK]
-    if simple or w & _SPECIAL == 0:
-        return left[node] + np.int32((v >= threshold[node])
-                                     | ((v != v) & ((w >> _NAN_SHIFT) & 1 != 0)))
-    return left[node] + np.int32(_go_right_slow(v, threshold[node], w >> FEATURE_BITS, cat[node],
-                                                cat_bounds, cat_words, rule))
-
-
-@njit(inline="always", cache=True)
-def _common(xb, r, node, w, threshold, left):
-    """:func:`_next` for a node without ``_SPECIAL`` flags, branch free."""
-    v = xb[r, w & FEATURE_MASK]
-    return left[node] + np.int32((v >= threshold[node]) | ((v != v) & ((w >> _NAN_SHIFT) & 1 != 0)))
-
-
-@njit(inline="always", cache=True)
-def _walk4(xb, ra, rb, rc, rd, a, b, c, d, steps, lopsided, info, threshold, left, cat,
-           cat_bounds, cat_words, rule, simple, lanes):
-    """Four walks in lock step: lane ``k`` walks row ``r_k`` of ``xb`` from node ``k`` (four
-    trees of one row, or four rows of one tree). Returns the four nodes reached.
-
-    The four load chains are independent, so the CPU overlaps them; a lane that reached its leaf
-    keeps stepping onto it. Lopsided trees stop when every lane is at a leaf, balanced ones after
-    ``steps`` steps (no leaf test). A step where no lane is at a ``_SPECIAL`` node (almost all)
-    is branch free; the others go through :func:`_next` lane by lane (``lanes`` is scratch of
-    four), so the full rule is compiled in once.
-    """
-    i = 0
-    while True:
-        if lopsided:
-            if info[a] & info[b] & info[c] & info[d] & _LEAF_BIT != 0:
-                break
-        elif i >= steps:
-            break
-        i += 1
-        wa = info[a]
-        wb = info[b]
-        wc = info[c]
-        wd = info[d]
-        if simple or (wa | wb | wc | wd) & _SPECIAL == 0:
-            a = _common(xb, ra, a, wa, threshold, left)
-            b = _common(xb, rb, b, wb, threshold, left)
-            c = _common(xb, rc, c, wc, threshold, left)
-            d = _common(xb, rd, d, wd, threshold, left)
-            continue
-        lanes[0] = a
-        lanes[1] = b
-        lanes[2] = c
-        lanes[3] = d
-        for k in range(4):
-            r = ra if k == 0 else rb if k == 1 else rc if k == 2 else rd
-            lanes[k] = _next(xb, r, lanes[k], info, threshold, left, cat, cat_bounds, cat_words,
-                             rule, simple)
-        a = lanes[0]
-        b = lanes[1]
-        c = lanes[2]
-        d = lanes[3]
-    return a, b, c, d
-
-
-@njit(inline="always", cache=True)
-def _route_block(xb, m, root, depth, lopsided, info, threshold, left, cat, cat_bounds, cat_words,
-                 rule, simple, nodes, lanes):
-    """Leaves of the ``m`` rows of block ``xb`` in one tree, into ``nodes[:m]``.
-
-    Balanced trees (XGBoost's depth-wise growth) are walked level by level for all rows at once,
-    ``depth`` steps with no leaf test (leaves step onto themselves): the rows' load chains are
-    independent, so the CPU overlaps them. Lopsided trees (LightGBM's leaf-wise growth, whose
-    depth is far above the mean leaf depth) are walked four rows at a time in lock step until
-    all four are at leaves (:func:`_walk4`).
-    """
-    if lopsided:
-        for r0 in range(0, m, LANES):
-            last = m - 1  # a short last group walks its last row in the spare lanes
-            a, b, c, d = _walk4(xb, r0, min(r0 + 1, last), min(r0 + 2, last), min(r0 + 3, last),
-                                root, root, root, root, depth, True, info, threshold, left, cat,
-                                cat_bounds, cat_words, rule, simple, lanes)
-            nodes[r0] = a
-            if r0 + 1 < m:
-                nodes[r0 + 1] = b
-            if r0 + 2 < m:
-                nodes[r0 + 2] = c
-            if r0 + 3 < m:
-                nodes[r0 + 3] = d
+    info_u = info.view(np.uint32)
+    left_u = left.view(np.uint32)
+    for _ in range(levels):
+        for i in range(n):
+            nd = node[i]
+            w = info_u[nd]
+            v = xb[rows[i], w & _U_MASK]
+            t = threshold[nd]
+            if simple or w & _U_SPECIAL == _U0:
+                if nan:
+                    go = (v >= t) | ((v != v) & ((w >> _U_NAN_SHIFT) & _U1 != _U0))
+                else:
+                    go = v >= t
+            else:
+                go = _go_right_slow(v, t, np.int32(w >> _U_FLAG_SHIFT), cat[nd], cat_bounds,
+                                    cat_words, rule)
+            node[i] = left_u[nd] + np.uint32(go)
+    if not lopsided:
         return
-    for r in range(m):
-        nodes[r] = root
-    for _ in range(depth):
+    m = 0
+    for i in range(n):
+        act[m] = i
+        m += (info_u[node[i]] & _U_LEAF) == _U0
+    while m > 0:
+        k = 0
+        for j in range(m):
+            i = act[j]
+            nd = node[i]
+            w = info_u[nd]
+            v = xb[rows[i], w & _U_MASK]
+            t = threshold[nd]
+            if simple or w & _U_SPECIAL == _U0:
+                if nan:
+                    go = (v >= t) | ((v != v) & ((w >> _U_NAN_SHIFT) & _U1 != _U0))
+                else:
+                    go = v >= t
+            else:
+                go = _go_right_slow(v, t, np.int32(w >> _U_FLAG_SHIFT), cat[nd], cat_bounds,
+                                    cat_words, rule)
+            node[i] = left_u[nd] + np.uint32(go)
+            act[k] = i
+            k += (w & _U_LEAF) == _U0
+        m = k
+
+
+@njit(nogil=True, cache=True)
+def _walk_block(xb, m, t0, nt, trees, info, threshold, left, cat, cat_bounds, cat_words, rule,
+                simple, nan, node, act, rows):
+    """Leaves of the ``m`` rows of block ``xb`` in trees ``t0:t0 + nt``: lane ``j * m + r`` is
+    row ``r`` in tree ``t0 + j``, and holds its leaf on return."""
+    n = nt * m
+    for j in range(nt):
+        root = np.uint32(trees[t0 + j, 0])
         for r in range(m):
-            nodes[r] = _next(xb, r, nodes[r], info, threshold, left, cat, cat_bounds, cat_words,
-                             rule, simple)
+            node[j * m + r] = root
+            rows[j * m + r] = r
+    levels, lopsided = _plan(trees, t0, nt)
+    _walk(xb, rows, node, act, n, levels, lopsided, info, threshold, left, cat, cat_bounds,
+          cat_words, rule, simple, nan)
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -227,22 +242,29 @@ def margins_blocked(X, trees, info, threshold, left, cat, cat_bounds, cat_words,
     ``trees`` is int32 (n_trees, 4): root, group, depth, lopsided. ``out`` has the accumulation dtype
     (float32 for XGBoost, float64 for LightGBM) and holds the base margin on entry; trees are
     added in order, as the native predictors do. A thread reads its block of rows once, as the
-    source library reads them; the block then stays in cache while every tree walks it.
+    source library reads them; then blocks of ``BLOCK_TREES`` trees walk the block
+    (:func:`_walk`), so the trees' nodes stay in cache while every row of the block walks them.
     """
     n_rows = X.shape[0]
+    n_trees = trees.shape[0]
     n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in prange(n_blocks):
-        nodes = np.empty(BLOCK_ROWS, dtype=np.int32)
-        lanes = np.empty(LANES, dtype=np.int32)
+        lanes = BLOCK_ROWS * BLOCK_TREES
+        node = np.empty(lanes, dtype=np.uint32)
+        act = np.empty(lanes, dtype=np.uint32)
+        rows = np.empty(lanes, dtype=np.uint32)
         start = b * BLOCK_ROWS
         m = min(BLOCK_ROWS, n_rows - start)
         xb = _read_block(X, start, m, rule, leaf_value.dtype)
-        for t in range(trees.shape[0]):
-            _route_block(xb, m, trees[t, 0], trees[t, 2], trees[t, 3], info, threshold, left, cat,
-                         cat_bounds, cat_words, rule, simple, nodes, lanes)
-            g = trees[t, 1]
-            for r in range(m):
-                out[start + r, g] += leaf_value[nodes[r]]
+        nan = _has_nan(xb)
+        for t0 in range(0, n_trees, BLOCK_TREES):
+            nt = min(BLOCK_TREES, n_trees - t0)
+            _walk_block(xb, m, t0, nt, trees, info, threshold, left, cat, cat_bounds, cat_words,
+                        rule, simple, nan, node, act, rows)
+            for j in range(nt):
+                g = trees[t0 + j, 1]
+                for r in range(m):
+                    out[start + r, g] += leaf_value[node[j * m + r]]
     return out
 
 
@@ -252,30 +274,22 @@ def margins_one(x, trees, info, threshold, left, cat, cat_bounds, cat_words, lea
     """Add every tree's leaf value for the single row ``x`` (n_features,) to ``out`` (n_groups,).
 
     The single-row entry point (no thread pool): the row is read once as the source library
-    reads it (:func:`_load_row`), then walked by four trees at a time in lock step
-    (:func:`_walk4`); leaf values are added in model order.
+    reads it (:func:`_load_row`), every tree walks it as one lane of :func:`_walk`, and the
+    leaf values are added in model order.
     """
     xr = np.empty((1, x.shape[0]), dtype=leaf_value.dtype)
     _load_row(x.reshape(1, -1), 0, rule, xr[0])
-    lanes = np.empty(LANES, dtype=np.int32)
     n_trees = trees.shape[0]
-    last = n_trees - 1  # a short last group walks the last tree in the spare lanes
-    for t in range(0, n_trees, LANES):
-        tb = min(t + 1, last)
-        tc = min(t + 2, last)
-        td = min(t + 3, last)
-        steps = max(max(trees[t, 2], trees[tb, 2]), max(trees[tc, 2], trees[td, 2]))
-        lopsided = (trees[t, 3] | trees[tb, 3] | trees[tc, 3] | trees[td, 3]) != 0
-        a, b, c, d = _walk4(xr, 0, 0, 0, 0, trees[t, 0], trees[tb, 0], trees[tc, 0],
-                            trees[td, 0], steps, lopsided, info, threshold, left, cat, cat_bounds,
-                            cat_words, rule, simple, lanes)
-        out[trees[t, 1]] += leaf_value[a]
-        if t + 1 < n_trees:
-            out[trees[tb, 1]] += leaf_value[b]
-        if t + 2 < n_trees:
-            out[trees[tc, 1]] += leaf_value[c]
-        if t + 3 < n_trees:
-            out[trees[td, 1]] += leaf_value[d]
+    node = np.empty(n_trees, dtype=np.uint32)
+    act = np.empty(n_trees, dtype=np.uint32)
+    rows = np.zeros(n_trees, dtype=np.uint32)
+    for t in range(n_trees):
+        node[t] = trees[t, 0]
+    levels, lopsided = _plan(trees, 0, n_trees)
+    _walk(xr, rows, node, act, n_trees, levels, lopsided, info, threshold, left, cat, cat_bounds,
+          cat_words, rule, simple, _has_nan(xr))
+    for t in range(n_trees):
+        out[trees[t, 1]] += leaf_value[node[t]]
     return out
 
 
@@ -306,18 +320,24 @@ def leaves_blocked(X, trees, info, threshold, left, cat, cat_bounds, cat_words, 
                    out):
     """Packed node id of the leaf each row reaches in each tree: ``out`` (n_rows, n_trees)."""
     n_rows = X.shape[0]
+    n_trees = trees.shape[0]
     n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in prange(n_blocks):
-        nodes = np.empty(BLOCK_ROWS, dtype=np.int32)
-        lanes = np.empty(LANES, dtype=np.int32)
+        lanes = BLOCK_ROWS * BLOCK_TREES
+        node = np.empty(lanes, dtype=np.uint32)
+        act = np.empty(lanes, dtype=np.uint32)
+        rows = np.empty(lanes, dtype=np.uint32)
         start = b * BLOCK_ROWS
         m = min(BLOCK_ROWS, n_rows - start)
         xb = _read_block(X, start, m, rule, threshold.dtype)
-        for t in range(trees.shape[0]):
-            _route_block(xb, m, trees[t, 0], trees[t, 2], trees[t, 3], info, threshold, left, cat,
-                         cat_bounds, cat_words, rule, simple, nodes, lanes)
-            for r in range(m):
-                out[start + r, t] = nodes[r]
+        nan = _has_nan(xb)
+        for t0 in range(0, n_trees, BLOCK_TREES):
+            nt = min(BLOCK_TREES, n_trees - t0)
+            _walk_block(xb, m, t0, nt, trees, info, threshold, left, cat, cat_bounds, cat_words,
+                        rule, simple, nan, node, act, rows)
+            for j in range(nt):
+                for r in range(m):
+                    out[start + r, t0 + j] = node[j * m + r]
     return out
 
 
@@ -352,5 +372,5 @@ def pack_breadth_first(tree_offsets, left, right):
     return order[:pos], packed_left[:pos], depth[:pos]
 
 
-__all__ = ["margins_blocked", "margins_one", "margin_row", "margins_rows", "leaves_blocked", "pack_breadth_first",
-           "BLOCK_ROWS", "LANES"]
+__all__ = ["margins_blocked", "margins_one", "margin_row", "margins_rows", "leaves_blocked",
+           "pack_breadth_first", "BLOCK_ROWS", "BLOCK_TREES"]
