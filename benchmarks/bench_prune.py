@@ -20,7 +20,11 @@ leaves the choice and the AUC unchanged); baselines matched to each treeprune si
 updater``, ``ISLE L1``, ``retrain small`` (XGBoost from scratch on the train part, depth 1-4 x eta
 0.1/0.3, leaf-matched, best prune-part AUC), ``retrain depth 3 early-stopped`` (the issue's
 baseline: depth 3, eta 0.1, early-stopped on 20% of the train part, cut to the leaf count) and, for
-reference only, ``retrain small (prune rows)`` on treeprune's own fit rows. Verdicts: on
+reference only, ``retrain small (prune rows)`` on treeprune's own fit rows. One more run,
+``treeprune budget=N``, prunes to the target size itself (``max_leaves`` = 2% of the leaves for
+``overfit``, 1/10 for ``tuned``; no stopping rule) with the baselines matched to it (``@budget``):
+it says whether the size target is reachable on that data at all, by treeprune or by any
+baseline, apart from what the stopping rule allows. Verdicts: on
 ``overfit`` at most 2% of the leaves with test AUC at least the original's and within 0.001 of the
 best baseline of at most 1.1x the leaves; on ``tuned`` at least 10x fewer leaves at test
 ΔAUC >= -0.001. Every pruned model is saved, reloaded natively and compared (1e-5).
@@ -142,16 +146,20 @@ def holdout_note(res) -> str:
     return f"confirm {h['diff']:+.4f}+-{h['se_diff']:.4f} ({h['rows']} rows)"
 
 
-def run_treeprune(lib, booster, s, tol, orig_leaves, counters, label):
+def run_treeprune(lib, booster, s, tol, orig_leaves, counters, label, budget=None):
+    """``prune`` at tolerance ``tol``, or with ``max_leaves=budget`` (the target size: how good
+    the candidates are there, whatever the stopping rule would say)."""
     import treeprune as tp
 
     t, c = time.perf_counter(), time.process_time()
-    res = tp.prune(booster, s.Xp, s.yp, tolerance=tol, random_state=0)
+    kw = {"tolerance": tol} if budget is None else {"max_leaves": budget}
+    res = tp.prune(booster, s.Xp, s.yp, random_state=0, **kw)
     sec, cpu = time.perf_counter() - t, time.process_time() - c
     m = res.model
-    chk = sanity(lib, res, s, counters, f"{label} tol={tol:g}")
+    method = f"treeprune tol={tol:g}" if budget is None else f"treeprune budget={budget}"
+    chk = sanity(lib, res, s, counters, f"{label} {method}")
     fam = res.path["detail"].iloc[res.chosen]
-    r = row(f"treeprune tol={tol:g}", m.n_trees, m.n_leaves, orig_leaves, s.yte,
+    r = row(method, m.n_trees, m.n_leaves, orig_leaves, s.yte,
             m.predict(s.Xte), sec,
             f"{res.path['family'].iloc[res.chosen]} ({fam}); cpu {cpu:.1f}s; judge AUC "
             f"{res.original_metric:.4f}->{res.chosen_metric:.4f}; {holdout_note(res)}; {chk}")
@@ -188,6 +196,9 @@ def verdicts(variant: str, table: pd.DataFrame, orig: dict, n_rows_prune: int) -
     tp_rows = table[table["method"].str.startswith("treeprune")]
     for _, r in tp_rows.iterrows():
         tol = r["method"].split("=")[1]
+        if r["method"].startswith("treeprune budget"):
+            lines.append(at_target_size(r, table, orig))
+            continue
         d_orig = r["test_auc"] - orig["test_auc"]
         if variant == "overfit":
             size_ok = r["leaf_share"] <= 0.02
@@ -227,6 +238,21 @@ def verdicts(variant: str, table: pd.DataFrame, orig: dict, n_rows_prune: int) -
     return lines
 
 
+def at_target_size(r: pd.Series, table: pd.DataFrame, orig: dict) -> str:
+    """How treeprune's candidates compare with the baselines at the target size itself (a
+    budget, no stopping rule): whether the size target is reachable at all on this data."""
+    base = table[(table["ref"] == "@budget") & (table["leaves"] <= 1.1 * max(r["leaves"], 1))
+                 & ~table["method"].str.endswith("(prune rows)")]
+    txt = (f"at the target size ({r['leaves']} leaves, {r['leaf_share']:.2%}): treeprune "
+           f"{r['test_auc']:.4f} vs original {orig['test_auc']:.4f} "
+           f"({r['test_auc'] - orig['test_auc']:+.4f})")
+    if len(base):
+        b = base.loc[base["test_auc"].idxmax()]
+        txt += (f", best baseline {b['method']} ({b['leaves']} leaves) {b['test_auc']:.4f} "
+                f"(treeprune {r['test_auc'] - b['test_auc']:+.4f})")
+    return txt
+
+
 # -- main flows --------------------------------------------------------------------------------
 
 FMT = {"leaf_share": "{:.2%}".format, "test_auc": "{:.4f}".format, "test_gini": "{:.4f}".format,
@@ -257,19 +283,22 @@ def bench_model(name, lib, variant, s, n_rounds, tolerances, counters, models_ou
     rows = [row("original", ens.n_trees, orig_leaves, orig_leaves, s.yte,
                 native_predict(lib, booster, s.Xte), train_s, "seconds = training")]
     tp_rows = []
-    for tol in tolerances:
-        r, res = run_treeprune(lib, booster, s, tol, orig_leaves, counters, label)
+    # the tolerances, then the target size as a budget (2% of the leaves / 10x fewer)
+    target_size = max(1, int(orig_leaves * (0.02 if variant == "overfit" else 0.1)))
+    for tol in [*tolerances, None]:
+        r, res = run_treeprune(lib, booster, s, tol, orig_leaves, counters, label,
+                               budget=target_size if tol is None else None)
         tp_rows.append((tol, r))
         split_idx = (res.fit_index, res.judge_index)
         rows.append(r)
-        print(f"  treeprune tol={tol:g}: {r['trees']} trees, {r['leaves']} leaves, test AUC "
+        print(f"  {r['method']}: {r['trees']} trees, {r['leaves']} leaves, test AUC "
               f"{r['test_auc']:.4f}, {r['seconds']:.1f}s", flush=True)
     isle = Isle(ens, s)
     levels: list[Any] = [None]
     done: dict[tuple[int, int], str] = {}
     for tol, r in tp_rows:
         key = (r["trees"], r["leaves"])
-        ref = f"@{tol:g}"
+        ref = "@budget" if tol is None else f"@{tol:g}"
         if key in done:  # same size as an earlier tolerance: reuse its baselines
             rows += [{**b, "ref": ref} for b in rows if b.get("ref") == done[key]]
             continue

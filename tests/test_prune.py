@@ -233,3 +233,16 @@ def test_collapsing_many_trees_at_once_does_not_overshoot(binary_data, xgb_model
     after = roc_auc_score(yv, out.predict(Xv, output="margin"))
     assert out.n_leaves <= ens.n_leaves // 8
     assert after > before - 0.015
+
+
+def test_cross_entropy_with_probabilities_defaults_to_the_loss():
+    # LightGBM's cross_entropy is trained on probabilities; AUC needs 0/1 outcomes, so the
+    # default metric is the objective's loss there (0/1 labels keep AUC)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(800, 4))
+    p = 1.0 / (1.0 + np.exp(-X[:, 0] - X[:, 1] * X[:, 2]))
+    b = lgb.train({"objective": "cross_entropy", "verbose": -1, "num_leaves": 7},
+                  lgb.Dataset(X, p), 20)
+    assert tp.prune(b, X, p, random_state=0).params["metric"] == "loss"
+    y = (rng.random(800) < p).astype(float)
+    assert tp.prune(b, X, y, random_state=0).params["metric"] == "auc"

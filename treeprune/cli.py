@@ -7,13 +7,18 @@
                     [--tolerance T | --max-leaves N | --max-trees N]
                     [--metric auc|gini|ks|loss|fidelity] [--scale original|calibrated]
                     [--unlabeled FILE] [--monotone SPEC] [--cv N|auto] [--device cpu|cuda|auto]
-                    --out FILE [--report FILE] [--random-state N] [--force]
+                    --out FILE [--report FILE] [--random-state N] [--force] [--categories C]
     treeprune compare A B --data FILE [--target COL [--positive-label V]] [--json]
-    treeprune bench MODEL --data FILE [--rows N] [--json]
+                    [--categories C]
+    treeprune bench MODEL --data FILE [--rows N] [--json] [--categories C]
     treeprune score MODEL --data FILE [--out FILE] [--output prediction|margin|score] [--keep COL]
-    treeprune export-sql MODEL --table NAME [--out FILE] [--categories levels|codes] [--reasons K]
+                    [--categories C]
+    treeprune export-sql MODEL --table NAME [--out FILE] [--categories C] [--reasons K]
     treeprune explain MODEL --data FILE [--k 4] --out reasons.parquet [--groups G.json]
     treeprune upgrade OLD NEW.json|NEW.ubj|NEW.txt [--data FILE] [--force] [--json]
+                    [--categories C]
+
+``--categories levels|codes`` (C above) says how a categorical feature's column is written.
     treeprune demo [--out-dir DIR]
 
 Data files are CSV (``.csv``, ``.csv.gz``, ...) or Parquet (``.parquet``/``.pq``, or any file

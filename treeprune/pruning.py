@@ -200,11 +200,23 @@ def _check_margins(margin: np.ndarray, what: str) -> None:
                         "ranking to keep; pass rows on which the model's scores vary")
 
 
-def _resolve_metric(ens: Ensemble, metric: str | None, has_labels: bool) -> str:
+def _soft_labels(ens: Ensemble, y: Any) -> bool:
+    """Labels of a cross-entropy model that are probabilities, not outcomes (AUC needs 0/1)."""
+    if ens.objective.name != "cross_entropy":
+        return False
+    try:
+        yv = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return bool(np.any((yv != 0) & (yv != 1)))
+
+
+def _resolve_metric(ens: Ensemble, metric: str | None, y: Any) -> str:
+    has_labels = y is not None
     if metric is None:
         if not has_labels:
             return "fidelity"
-        return "auc" if ens.objective.is_binary else "loss"
+        return "auc" if ens.objective.is_binary and not _soft_labels(ens, y) else "loss"
     if metric not in HIGHER_IS_BETTER:
         raise PruneError(f"unknown metric {metric!r}; choose one of {sorted(HIGHER_IS_BETTER)}")
     if metric == "fidelity":
@@ -270,7 +282,8 @@ def prune(
     max_leaves, max_trees : int, optional
         A size budget instead: the best candidate on held-out rows within it.
     metric : {"auc", "gini", "ks", "loss", "fidelity"}, optional
-        Default ``"auc"`` for binary objectives, ``"loss"`` (the objective's) otherwise, and
+        Default ``"auc"`` for binary objectives (``"loss"`` for a cross-entropy model given
+        probabilities as labels), ``"loss"`` (the objective's) otherwise, and
         ``"fidelity"`` without labels: candidates are fitted to the original's margins (squared
         error) and judged by their Spearman correlation with it.
     sample_weight : array-like, optional
@@ -348,7 +361,7 @@ def prune(
     ens = load(model)
     if monotone_constraints is not None:
         ens = ens.replace(monotone_constraints=_constraints(ens, monotone_constraints))
-    metric = _resolve_metric(ens, metric, y is not None)
+    metric = _resolve_metric(ens, metric, y)
     fidelity = metric == "fidelity"
     if scale is None:
         scale = "original" if fidelity else "calibrated"

@@ -84,14 +84,6 @@ def monotone_tuple(ens: Ensemble, given: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in out)
 
 
-def _labels(ens: Ensemble, y: Any, n: int) -> np.ndarray:
-    o = ens.objective
-    if o.name == "cross_entropy":  # LightGBM's binary loss on soft labels: any value in [0, 1]
-        yv = check_labels(y, n)
-        if np.any((yv < 0) | (yv > 1)):
-            raise DataError("objective 'cross_entropy' needs labels in [0, 1]")
-        return yv
-    return check_labels(y, n, o)
 
 
 def _matrix(ens: Ensemble, X: Any, what: str) -> np.ndarray:
@@ -361,7 +353,7 @@ def regrow(base: Ensemble, X: Any, y: Any, sample_weight: Any = None, *, max_dep
     monotone = monotone_tuple(base, monotone_constraints)
     dev = _resolve(device, base.source)
     Xm = _matrix(base, X, "X")
-    yv = _labels(base, y, len(Xm))
+    yv = check_labels(y, len(Xm), base.objective)
     w = check_weights(sample_weight, len(Xm))
     init = _margin_2d(base, Xm)
     obj = base.objective
