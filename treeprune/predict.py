@@ -26,6 +26,7 @@ OUTPUTS = ("prediction", "margin", "leaf", "per_tree", "score", "contrib")
 SERIAL_ROWS = 4
 #: Up to this many rows a compiled model scores serially; more go to the threaded kernels.
 COMPILED_ROWS = 64
+_F64 = np.dtype(np.float64)
 
 
 @contextmanager
@@ -116,9 +117,10 @@ class Predictor:
     Notes
     -----
     A call returns exactly what ``ens.predict(X, output)`` returns (same shapes, same values, bit
-    for bit). A 1-D numpy row of the model's width is the fast path: it is cast to the model's
-    precision (float32 for XGBoost, float64 for LightGBM) and walked without any other
-    conversion; DataFrames and other inputs go through the usual checks.
+    for bit). A 1-D float numpy row of the model's width is the fast path: a contiguous float64
+    row goes to the kernel as it is (which reads it in the model's precision: float32 for
+    XGBoost, as XGBoost casts it), other float rows are converted to that first; DataFrames and
+    other inputs go through the usual checks.
     """
 
     def __init__(self, ens: Ensemble, output: str = "prediction", *,
@@ -139,6 +141,8 @@ class Predictor:
         self._args = (p.trees, p.info, p.threshold, p.left, p.cat, p.cat_bounds, p.cat_words,
                       p.leaf_value, p.rule, p.simple, p.base_margin)
         self._single = len(p.base_margin) == 1
+        self._row_shape = (ens.n_features,)
+        self._lean = output in ("prediction", "margin", "score")
         self._finish = self._make_finish(ens, output)
         #: Seconds the first compile (or cache load) of this model took; None when not compiled.
         self.compile_seconds: float | None = None
@@ -151,7 +155,7 @@ class Predictor:
             start = time.perf_counter()
             module, self.cache_hit = load_compiled(p, cache_dir)
             # the first calls compile (or load the machine code from Numba's cache)
-            module.margin_row(np.zeros(self._n_features, p.dtype))
+            module.margin_row(np.zeros(self._n_features, np.float64))
             module.margin_rows(np.zeros((1, self._n_features), p.dtype),
                                np.empty((1, len(p.base_margin)), p.dtype))
             self.compile_seconds = time.perf_counter() - start
@@ -178,19 +182,24 @@ class Predictor:
 
     def __call__(self, X: Any) -> np.ndarray:
         """Predict ``X`` (one row as a 1-D array, or rows as a 2-D array / DataFrame)."""
-        if self.output not in ("prediction", "margin", "score"):
-            return predict_ensemble(self.ensemble, X, self.output, self.n_threads)
-        p = self._p
-        if (type(X) is np.ndarray and X.ndim == 1 and X.shape[0] == self._n_features
-                and X.dtype.kind == "f"):
-            # one numpy row: one kernel call, which reads the row, walks every tree and
-            # returns the float64 margins (n_groups,)
-            x = X if X.dtype == p.dtype and X.flags.c_contiguous else X.astype(p.dtype)
-            margin = self._row(x) if self._row is not None else margin_row(x, *self._args)
+        if type(X) is np.ndarray and X.shape == self._row_shape and self._lean:
+            # one numpy row: one kernel call, which reads the row as the source library does
+            # (float32 for XGBoost), walks every tree and returns the float64 margins
+            # (n_groups,); the kernels are compiled for contiguous float64 rows only
+            if X.dtype is not _F64 or not X.flags.c_contiguous:
+                if X.dtype.kind != "f":
+                    return self._general(X)
+                X = np.ascontiguousarray(X, dtype=np.float64)
+            margin = self._row(X) if self._row is not None else margin_row(X, *self._args)
             if not self._single:
                 margin = margin.reshape(1, -1)
             return margin if self._finish is None else self._finish(margin)
-        Xm = to_matrix(self.ensemble, X, p.dtype)
+        return self._general(X)
+
+    def _general(self, X: Any) -> np.ndarray:
+        if not self._lean:
+            return predict_ensemble(self.ensemble, X, self.output, self.n_threads)
+        Xm = to_matrix(self.ensemble, X, self._p.dtype)
         margin = self._margins(Xm).astype(np.float64)
         if self._single:
             margin = margin[:, 0]

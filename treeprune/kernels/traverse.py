@@ -280,11 +280,13 @@ def margins_one(x, trees, info, threshold, left, cat, cat_bounds, cat_words, lea
     xr = np.empty((1, x.shape[0]), dtype=leaf_value.dtype)
     _load_row(x.reshape(1, -1), 0, rule, xr[0])
     n_trees = trees.shape[0]
-    node = np.empty(n_trees, dtype=np.uint32)
-    act = np.empty(n_trees, dtype=np.uint32)
-    rows = np.zeros(n_trees, dtype=np.uint32)
+    lanes = np.empty(3 * n_trees, dtype=np.uint32)  # one allocation: it shows on small models
+    node = lanes[:n_trees]
+    act = lanes[n_trees:2 * n_trees]
+    rows = lanes[2 * n_trees:]
     for t in range(n_trees):
         node[t] = trees[t, 0]
+        rows[t] = 0
     levels, lopsided = _plan(trees, 0, n_trees)
     _walk(xr, rows, node, act, n_trees, levels, lopsided, info, threshold, left, cat, cat_bounds,
           cat_words, rule, simple, _has_nan(xr))
@@ -297,8 +299,9 @@ def margins_one(x, trees, info, threshold, left, cat, cat_bounds, cat_words, lea
 def margin_row(x, trees, info, threshold, left, cat, cat_bounds, cat_words, leaf_value, rule,
                simple, base_margin):
     """Margins of the single row ``x`` as a new float64 array (n_groups,): ``base_margin`` plus
-    every tree, accumulated in ``leaf_value``'s dtype as :func:`margins_one` does. One call, one
-    allocation: the lean single-row entry point."""
+    every tree, accumulated in ``leaf_value``'s dtype as :func:`margins_one` does. The lean
+    single-row entry point; its callers pass float64 rows (read in the model's precision, as
+    the source library reads them), so that one compiled version serves every row."""
     acc = base_margin.copy()
     margins_one(x, trees, info, threshold, left, cat, cat_bounds, cat_words, leaf_value, rule,
                 simple, acc)
