@@ -112,6 +112,13 @@ def test_non_contiguous_rows_and_dataframes():
     np.testing.assert_array_equal(single_rows(fast, Xf[:30]), want[:30])
     frame = pd.DataFrame(X, columns=list(ens.feature_names) or None)
     np.testing.assert_array_equal(fast(frame.iloc[[4]]), want[4:5])
+    # a strided float32 row is converted for the kernel; an integer row takes the checked path
+    strided = np.repeat(X[:5].astype(np.float32), 2, axis=1)[:, ::2]
+    assert not strided[3].flags.c_contiguous
+    np.testing.assert_array_equal(fast(strided[3]), ens.predict(X[3:4].astype(np.float32),
+                                                                output="margin"))
+    whole = np.round(np.nan_to_num(X[6])).astype(np.int64)
+    np.testing.assert_array_equal(fast(whole), ens.predict(whole, output="margin"))
 
 
 def test_errors():
