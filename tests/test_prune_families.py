@@ -176,6 +176,35 @@ def test_progress_bar_names_the_family(data, xgb_model, capsys):
     assert "candidate" in err and ("distill" in err or "select" in err)
 
 
+def test_progress_bar_total_holds_across_folds(data, xgb_model, capsys, monkeypatch):
+    import re
+
+    from treeprune import _candidates
+
+    # the last fold yields more candidates than the first (early stopping can do that)
+    calls = []
+    generate = _candidates.Families.generate
+
+    def uneven(self, rows, *args, **kwargs):
+        calls.append(1)
+        last = None
+        for key, cand in generate(self, rows, *args, **kwargs):
+            last = (key, cand)
+            yield key, cand
+        if len(calls) == 3 and last is not None:
+            for extra in range(12):
+                yield (*last[0][:3], f"extra{extra}"), last[1]
+
+    monkeypatch.setattr(_candidates.Families, "generate", uneven)
+    X, y = data["prune"]
+    tp.prune(xgb_model, X, y, families=["select", "distill"], max_leaves=200, progress=True,
+             cv=3, max_selected=8)
+    err = capsys.readouterr().err
+    counts = [(int(a), int(b)) for a, b in re.findall(r"(\d+)/(\d+) \[", err)]
+    assert counts and all(done <= total for done, total in counts)
+    assert not re.search(r"\d+candidate \[", err)  # tqdm's form once a count passes its total
+
+
 def test_stopping_rule_does_not_take_the_luckiest():
     """Many small candidates are truly 0.01 AUC worse than the original; on the judge rows one of
     them looks better by luck. The adjusted rule must not pick such a candidate."""

@@ -495,9 +495,10 @@ def prune(
         bar = tqdm(total=len(folds) * source.planned(base_ens.n_trees), desc="pruning",
                    unit="candidate", leave=False)
     for fold, (fit_idx, judge_idx) in enumerate(folds):
-        if bar is not None and fold == 1:
-            # every fold yields about as many candidates as the first: a better total
-            bar.total = bar.n * len(folds)
+        if bar is not None and fold >= 1:
+            # the folds yield about as many candidates as the ones done (early stopping decides
+            # how many prefixes a grown model has): a better total
+            bar.total = bar.n + round((len(folds) - fold) * bar.n / fold)
             bar.refresh()
         rows = rows_for(fit_idx)
         # the metric on fit rows is descriptive (how much a candidate overfits): a sample will do
@@ -505,6 +506,8 @@ def prune(
         for key, cand in source.generate(rows):
             if bar is not None:
                 bar.set_description(f"pruning: {key[0]}", refresh=False)
+                if bar.n >= bar.total:  # the last fold ran longer than estimated
+                    bar.total = bar.n + 1
                 bar.update()
             cand = finish(cand, rows)
             if cand is None:
