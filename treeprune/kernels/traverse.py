@@ -3,12 +3,17 @@
 Nodes are *packed* per tree breadth first (``treeprune.packed``) so that the right child of a
 split is always ``left + 1``, every tree is one contiguous run, and a leaf has threshold -inf and
 ``left`` one below itself, so that every value steps "right" onto the leaf again: stepping from a
-leaf stays on it, so a tree can be walked a fixed number of
-steps (its depth) without testing for leaves. Rows are processed in blocks; within a block,
-balanced trees are walked level by level across all rows, and lopsided (leaf-wise) trees four
-rows at a time in lock step; a single row walks four trees at a time. Either way the load chains
-are independent, so the CPU overlaps them, and the step is branch free except at categorical
-and zero-missing nodes.
+leaf stays on it, so a tree can be walked a fixed number of steps (its depth) without testing
+for leaves.
+
+The walks move many independent *lanes* a step at a time (:func:`_walk`): the trees of one row,
+or the rows of a block times a block of trees (a block of rows is read once; a block of trees
+stays in cache while the rows walk it). Balanced trees take their depth in steps with no leaf
+test; lopsided (leaf-wise) trees, whose depth is far above the depth of most leaves, take a few
+such steps and then sweep only the lanes not yet at a leaf. Every lane's loads are independent of
+the others', so the CPU overlaps them, and the step is branch free except at categorical,
+zero-missing and ``<=`` nodes; rows and blocks with no NaN skip the NaN test. Leaf values are
+added in model order, as the native predictors add them.
 
 Each node has one int32 word ``info``: the feature index in the low 24 bits and the flags in the
 high bits, and ``left``. LightGBM thresholds are stored as the next double above the model's
