@@ -22,7 +22,9 @@ from xgb_models import XGBSpec, dmatrix, make_model
 import treeprune as tp
 from treeprune.errors import DataError
 from treeprune.kernels import compiled as compiled_mod
+from treeprune.objectives import expit
 from treeprune.packed import pack
+from treeprune.predict import _sigmoid_row
 
 XGB_SPECS = [
     XGBSpec(n_trees=30, max_depth=6, seed=5, nan_rate=0.2),
@@ -83,6 +85,17 @@ def test_predictor_matches_native_and_predict(case, spec):
     np.testing.assert_array_equal(ens.predictor("leaf")(X), native_leaf)
     np.testing.assert_array_equal(ens.predictor()(X[3]), ens.predict(X[3]))
     np.testing.assert_array_equal(ens.predictor()(X), ens.predict(X))
+    # probabilities of single rows (the scalar link for binary models) equal the batch's
+    np.testing.assert_array_equal(single_rows(ens.predictor(), X[:150]), ens.predict(X[:150]))
+
+
+def test_single_row_link_is_the_objectives_expit():
+    rng = np.random.default_rng(0)
+    margins = np.concatenate([rng.normal(scale=s, size=4000) for s in (0.01, 1.0, 8.0, 50.0, 900.0)]
+                             + [np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 5e-324, -5e-324,
+                                          709.78, -745.1, 36.7, -36.7])])
+    got = np.concatenate([_sigmoid_row(margins[i:i + 1]) for i in range(len(margins))])
+    np.testing.assert_array_equal(got, expit(margins))
 
 
 def _slow(param):
