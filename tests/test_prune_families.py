@@ -276,6 +276,32 @@ def test_max_psi_excludes_candidates_that_shift_the_scores():
         _stopping.choose(table.iloc[:1], 0.8, 1.0, None, 100, None, max_psi=0.1)
 
 
+def test_an_overfit_original_does_not_let_poor_small_candidates_through():
+    # the original (0.75) overfits: the 500-leaf candidate beats it beyond doubt, the 10-leaf one
+    # only matches it; the one-standard-error rule keeps the choice near the best
+    table = pd.DataFrame({"family": ["select", "collapse", "distill"], "n_leaves": [10, 120, 500],
+                          "n_trees": [1, 8, 50], "metric_judge": [0.755, 0.7715, 0.775],
+                          "se_diff": [0.002, 0.003, 0.003], "se_best": [0.004, 0.003, 0.0]})
+    assert _stopping.choose(table, 0.75, 1.0, 0.001, None, None, z=1.0)[0] == 1
+    # without the column, or when the best does not beat the original beyond doubt, the
+    # smallest within tolerance of the original is chosen as before
+    assert _stopping.choose(table.drop(columns="se_best"), 0.75, 1.0, 0.001, None, None,
+                            z=1.0)[0] == 0
+    assert _stopping.choose(table, 0.773, 1.0, 0.03, None, None, z=1.0)[0] == 0
+    # budgets are unaffected
+    assert _stopping.choose(table, 0.75, 1.0, None, 200, None, z=1.0)[0] == 1
+
+
+def test_prune_reports_the_standard_error_to_the_best_candidate(data, xgb_model):
+    X, y = data["prune"]
+    res = tp.prune(xgb_model, X, y, families=["select", "collapse"], cv=1, random_state=0,
+                   max_selected=16)
+    se_best = res.path["se_best"].dropna().to_numpy()
+    best = res.path["metric_judge"].idxmax()
+    assert np.all(se_best >= 0) and res.path.loc[best, "se_best"] == 0.0
+    assert (se_best > 0).any()
+
+
 def test_max_psi_defaults_with_the_original_scale(data, xgb_model):
     X, y = data["prune"]
     kw = {"families": ["select", "collapse"], "cv": 1, "random_state": 0, "max_selected": 16}

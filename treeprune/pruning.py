@@ -278,7 +278,11 @@ def prune(
     tolerance : float, optional
         Allowed loss of ``metric`` on held-out rows (absolute: 0.001 AUC; for ``fidelity`` the
         Spearman correlation with the original must stay at least ``1 - tolerance``). Default
-        0.001, or 0.01 for ``fidelity``, when no budget is given.
+        0.001, or 0.01 for ``fidelity``, when no budget is given. The smallest candidate within
+        it (by ``z`` standard errors) is chosen; when the best candidate beats the original
+        beyond doubt (the original overfits), the choice must also be within ``tolerance`` of
+        that best by one standard error (the one-standard-error rule), so that a poor original
+        does not let poor small candidates through (column ``se_best`` of the path).
     max_leaves, max_trees : int, optional
         A size budget instead: the best candidate on held-out rows within it.
     metric : {"auc", "gini", "ks", "loss", "fidelity"}, optional
@@ -544,6 +548,9 @@ def prune(
         keys.append(key)
 
     table = pd.DataFrame(rows_out)
+    if tolerance is not None and metric != "fidelity" and len(table):
+        table["se_best"] = _se_to_best(ens, metric, table, [oof[k][judged] for k in keys], yj,
+                                       wj, sign, max_leaves, max_trees, max_psi)
     choice, z_used = _stopping.choose(table, original_metric, sign, tolerance, max_leaves,
                                       max_trees, z, adjust=z_adjust, max_psi=max_psi)
     t = time.perf_counter()
@@ -687,6 +694,30 @@ class _Judge:
         if self.with_auc:
             row["auc_judge"] = score_margin(self.ens, "auc", margin, self.y, self.w)
         return row
+
+
+def _se_to_best(ens: Ensemble, metric: str, table: pd.DataFrame, margins: list[np.ndarray],
+                y: np.ndarray | None, w: np.ndarray | None, sign: float, max_leaves: int | None,
+                max_trees: int | None, max_psi: float | None) -> np.ndarray:
+    """Standard error of each candidate's judged difference with the best eligible one (for the
+    stopping rule's near-best bound, :func:`treeprune._stopping.near_best`)."""
+    judge = sign * table["metric_judge"].to_numpy(dtype=float)
+    ok = np.isfinite(judge)
+    if max_leaves is not None:
+        ok &= table["n_leaves"].to_numpy() <= max_leaves
+    if max_trees is not None:
+        ok &= table["n_trees"].to_numpy() <= max_trees
+    if max_psi is not None and "psi" in table:
+        ok &= ~(table["psi"].to_numpy(dtype=float) > max_psi)
+    out = np.zeros(len(table))
+    if not ok.any() or y is None:
+        return out
+    best = margins[int(np.argmax(np.where(ok, judge, -np.inf)))]
+    if metric in ("auc", "gini") and w is None:
+        paired = _stopping.PairedAUC(best, y)
+        scale = 2.0 if metric == "gini" else 1.0
+        return np.array([scale * paired(m)[1] for m in margins])
+    return np.array([_stopping.paired_se(ens.objective, metric, m, best, y) for m in margins])
 
 
 def _detail(key: tuple) -> str:
