@@ -197,8 +197,8 @@ def test_progress_bar_total_holds_across_folds(data, xgb_model, capsys, monkeypa
 
     monkeypatch.setattr(_candidates.Families, "generate", uneven)
     X, y = data["prune"]
-    tp.prune(xgb_model, X, y, families=["select", "distill"], max_leaves=200, progress=True,
-             cv=3, max_selected=8)
+    tp.prune(xgb_model, X, y, families=["select"], max_leaves=200, progress=True, cv=3,
+             max_selected=8)
     err = capsys.readouterr().err
     counts = [(int(a), int(b)) for a, b in re.findall(r"(\d+)/(\d+) \[", err)]
     assert counts and all(done <= total for done, total in counts)
