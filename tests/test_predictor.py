@@ -87,6 +87,10 @@ def test_predictor_matches_native_and_predict(case, spec):
     np.testing.assert_array_equal(ens.predictor()(X), ens.predict(X))
     # probabilities of single rows (the scalar link for binary models) equal the batch's
     np.testing.assert_array_equal(single_rows(ens.predictor(), X[:150]), ens.predict(X[:150]))
+    # predict on one numpy row takes the single-row kernel too: the same values and shapes
+    for output in ("margin", "prediction"):
+        np.testing.assert_array_equal(single_rows(lambda r, o=output: ens.predict(r, output=o),
+                                                  X[:60]), ens.predict(X[:60], output=output))
 
 
 def test_single_row_link_is_the_objectives_expit():

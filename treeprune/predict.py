@@ -92,6 +92,19 @@ def predict_ensemble(ens: Ensemble, X: Any, output: str = "prediction",
 
         return contributions(ens, X, n_threads)
     p = pack(ens)
+    if (output in ("margin", "prediction") and type(X) is np.ndarray and X.ndim == 1
+            and X.shape[0] == ens.n_features and X.dtype.kind == "f"):
+        # one numpy row: the single-row kernel, as the predictor calls it
+        margin = margin_row(np.ascontiguousarray(X, dtype=np.float64), p.trees, p.info,
+                            p.threshold, p.left, p.cat, p.cat_bounds, p.cat_words, p.leaf_value,
+                            p.rule, p.simple, p.base_margin)
+        if len(p.base_margin) > 1:
+            return margin.reshape(1, -1) if output == "margin" else \
+                ens.objective.transform(margin.reshape(1, -1))
+        if output == "margin":
+            return margin
+        return _sigmoid_row(margin) if ens.objective.output == "sigmoid" else \
+            ens.objective.transform(margin)
     Xm = to_matrix(ens, X, p.dtype)
     if output in ("margin", "prediction"):
         margin = margins_packed(p, Xm, n_threads).astype(np.float64)
