@@ -315,3 +315,11 @@ def test_max_psi_defaults_with_the_original_scale(data, xgb_model):
     for bad in (0, -1, "high"):
         with pytest.raises(PruneError, match="max_psi"):
             tp.prune(xgb_model, X, y, max_psi=bad, **kw)
+
+
+def test_selection_z_stays_finite_far_in_the_tail():
+    # z = 50 (a test asks for "never prune") once gave an infinite adjusted z, and inf * 0 = NaN
+    assert _stopping.selection_z(1.0, 5) == pytest.approx(1.85594, abs=1e-5)
+    zs = [_stopping.selection_z(z, 5) for z in (8.0, 30.0, 39.0, 40.0, 50.0, 1e3)]
+    assert all(np.isfinite(zs)) and all(b > a for a, b in zip(zs, zs[1:], strict=False))
+    assert zs[-2] > 50.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import norm, rankdata
+from scipy.stats import rankdata
 
 #: Approval rates at which decision agreement is reported (column ``agreement_<percent>``).
 APPROVAL_RATES = (0.5, 0.8)
@@ -115,8 +115,3 @@ class Reference:
         actual = np.where(counts == 0, self.eps, counts / max(n, 1))
         out["psi"] = float(np.sum((actual - self.expected) * np.log(actual / self.expected)))
         return out
-
-
-def normal_quantile(p: float) -> float:
-    """The standard normal quantile (a thin name for the stopping rule)."""
-    return float(norm.ppf(p))

@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._fidelity import normal_quantile
 from .errors import PruneError
 
 log = logging.getLogger(__name__)
@@ -166,7 +165,12 @@ def selection_z(z: float, n_compared: int) -> float:
         return float(z)
     from scipy.stats import norm
 
-    return normal_quantile(1.0 - float(norm.sf(z)) / n_compared)
+    adjusted = float(norm.isf(float(norm.sf(z)) / n_compared))
+    if not math.isfinite(adjusted):
+        # the tail underflows (z ~ 40 and up): there Phi(-z) ~ phi(z) / z, so dividing it by n
+        # adds about 2 ln n to z squared
+        adjusted = math.sqrt(z * z + 2.0 * math.log(n_compared))
+    return adjusted
 
 
 #: the near-best bound is the one-standard-error rule of model selection (Breiman et al. 1984,
