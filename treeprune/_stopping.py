@@ -178,18 +178,42 @@ def selection_z(z: float, n_compared: int) -> float:
 ONE_SE = 1.0
 
 
+def eligible(table: pd.DataFrame, max_leaves: int | None, max_trees: int | None,
+             max_psi: float | None) -> np.ndarray:
+    """Candidates within the budget and the PSI limit (a missing PSI, multiclass, passes)."""
+    within = np.ones(len(table), dtype=bool)
+    if max_leaves is not None:
+        within &= table["n_leaves"].to_numpy() <= max_leaves
+    if max_trees is not None:
+        within &= table["n_trees"].to_numpy() <= max_trees
+    if max_psi is not None and "psi" in table:
+        within &= ~(table["psi"].to_numpy(dtype=float) > max_psi)
+    return within
+
+
+def signed_judge(table: pd.DataFrame, sign: float) -> np.ndarray:
+    """The judged metric, higher is better, ``-inf`` where it could not be computed."""
+    judge = sign * table["metric_judge"].to_numpy(dtype=float)
+    return np.where(np.isfinite(judge), judge, -np.inf)
+
+
+def best_row(judge: np.ndarray, within: np.ndarray) -> int:
+    """The best judged candidate among ``within`` (the stopping rule's and ``se_best``'s)."""
+    return int(np.argmax(np.where(within, judge, -np.inf)))
+
+
 def near_best(table: pd.DataFrame, judge: np.ndarray, within: np.ndarray, original: float,
               z_sel: float, tolerance: float) -> np.ndarray:
-    """Candidates within ``tolerance`` of the best one (by ``z_sel`` standard errors of their
-    paired difference with it, column ``se_best``), once the best beats the original beyond
-    doubt; all True otherwise.
+    """Candidates within ``tolerance`` of the best one by one standard error of their paired
+    difference with it (column ``se_best``), once the best beats the original by more than
+    ``z_sel`` standard errors; all True otherwise.
 
     An original that candidates beat beyond their standard error overfits, and "no worse than
     the original" then admits small candidates far below what pruning found (a 94-leaf model
     where one of 1,000 leaves scores 0.015 AUC better). The best one's judged figure is the
     maximum of many and so optimistic: this bound only ever asks for more.
     """
-    best = int(np.argmax(np.where(within, judge, -np.inf)))
+    best = best_row(judge, within)
     se = table["se_diff"].to_numpy(dtype=float)
     if not judge[best] - original - z_sel * np.nan_to_num(se[best]) > 0:
         return np.ones(len(table), dtype=bool)
@@ -216,16 +240,8 @@ def choose(table: pd.DataFrame, original_metric: float, sign: float, tolerance: 
         if tolerance is None:
             raise PruneError("no candidate fits the budget; raise max_leaves / max_trees")
         return -1, float(z)
-    within = np.ones(len(table), dtype=bool)
-    if max_leaves is not None:
-        within &= table["n_leaves"].to_numpy() <= max_leaves
-    if max_trees is not None:
-        within &= table["n_trees"].to_numpy() <= max_trees
-    if max_psi is not None and "psi" in table:
-        psi = table["psi"].to_numpy(dtype=float)
-        within &= ~(psi > max_psi)  # NaN (no PSI for this output) does not exclude
-    judge = sign * table["metric_judge"].to_numpy(dtype=float)
-    judge = np.where(np.isfinite(judge), judge, -np.inf)
+    within = eligible(table, max_leaves, max_trees, max_psi)
+    judge = signed_judge(table, sign)
     if tolerance is not None:
         n_searches = table.loc[within, "family"].nunique() if "family" in table else 1
         z_sel = selection_z(z, int(n_searches)) if adjust else float(z)
@@ -243,4 +259,4 @@ def choose(table: pd.DataFrame, original_metric: float, sign: float, tolerance: 
         what = " with PSI within max_psi" if max_psi is not None else ""
         raise PruneError(f"no candidate fits the budget{what}; raise max_leaves / max_trees"
                          + (" or max_psi" if max_psi is not None else ""))
-    return int(np.argmax(np.where(within, judge, -np.inf))), float(z)
+    return best_row(judge, within), float(z)

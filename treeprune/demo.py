@@ -170,7 +170,8 @@ def run_demo(out_dir: Path, n_trees: int = 400, force: bool = False,
     echo(f"report: {report_path}")
     echo(f"done in {time.perf_counter() - t0:.1f}s")
     return {"rows": rows, "max_margin_diff": max_diff, "leaf_agreement": leaf_agree,
-            "reload_diff": reload_diff, "stability": stability, "legacy": str(legacy_path), "pruned": str(pruned_path),
+            "reload_diff": reload_diff, "stability": stability, "legacy": str(legacy_path),
+            "pruned": str(pruned_path),
             "report": str(report_path)}
 
 

@@ -400,7 +400,6 @@ def off_ties(inner: np.ndarray, distinct: np.ndarray) -> np.ndarray:
     inner = np.unique(inner)
     at = np.searchsorted(distinct, inner)
     hit = (at < len(distinct) - 1) & (distinct[np.minimum(at, len(distinct) - 1)] == inner)
-    inner = inner.copy()
     inner[hit] = 0.5 * (distinct[at[hit]] + distinct[at[hit] + 1])
     return np.unique(inner)
 

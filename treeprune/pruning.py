@@ -21,7 +21,7 @@ import pandas as pd
 from . import _fidelity, _stopping
 from ._advice import prune_warnings
 from ._candidates import FAMILIES, Families, FitRows
-from ._validation import check_labels, check_weights
+from ._validation import SOFT_LABEL_OBJECTIVES, check_labels, check_weights
 from .data import binary_labels, to_matrix
 from .ensemble import Ensemble
 from .errors import DataError, PruneError
@@ -202,7 +202,7 @@ def _check_margins(margin: np.ndarray, what: str) -> None:
 
 def _soft_labels(ens: Ensemble, y: Any) -> bool:
     """Labels of a cross-entropy model that are probabilities, not outcomes (AUC needs 0/1)."""
-    if ens.objective.name != "cross_entropy":
+    if ens.objective.name not in SOFT_LABEL_OBJECTIVES:
         return False
     try:
         yv = np.asarray(y, dtype=np.float64)
@@ -701,18 +701,11 @@ def _se_to_best(ens: Ensemble, metric: str, table: pd.DataFrame, margins: list[n
                 max_trees: int | None, max_psi: float | None) -> np.ndarray:
     """Standard error of each candidate's judged difference with the best eligible one (for the
     stopping rule's near-best bound, :func:`treeprune._stopping.near_best`)."""
-    judge = sign * table["metric_judge"].to_numpy(dtype=float)
-    ok = np.isfinite(judge)
-    if max_leaves is not None:
-        ok &= table["n_leaves"].to_numpy() <= max_leaves
-    if max_trees is not None:
-        ok &= table["n_trees"].to_numpy() <= max_trees
-    if max_psi is not None and "psi" in table:
-        ok &= ~(table["psi"].to_numpy(dtype=float) > max_psi)
-    out = np.zeros(len(table))
-    if not ok.any() or y is None:
-        return out
-    best = margins[int(np.argmax(np.where(ok, judge, -np.inf)))]
+    within = _stopping.eligible(table, max_leaves, max_trees, max_psi)
+    judge = _stopping.signed_judge(table, sign)
+    if y is None or not np.isfinite(judge[within]).any():
+        return np.zeros(len(table))
+    best = margins[_stopping.best_row(judge, within)]
     if metric in ("auc", "gini") and w is None:
         paired = _stopping.PairedAUC(best, y)
         scale = 2.0 if metric == "gini" else 1.0

@@ -84,8 +84,6 @@ def monotone_tuple(ens: Ensemble, given: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in out)
 
 
-
-
 def _matrix(ens: Ensemble, X: Any, what: str) -> np.ndarray:
     try:
         arr = to_matrix(ens, X, np.float64)
