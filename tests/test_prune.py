@@ -106,6 +106,8 @@ def test_prune_does_not_touch_the_input(binary_data, xgb_model):
     ({"metric": "accuracy"}, PruneError),
     ({"cv": 0}, PruneError),
     ({"cv": 2.5}, PruneError),
+    ({"l2": -1.0}, PruneError),
+    ({"l2": float("inf")}, PruneError),
 ])
 def test_bad_requests(binary_data, xgb_model, kwargs, error):
     _, _, Xv, yv = binary_data

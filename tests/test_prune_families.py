@@ -102,6 +102,8 @@ def test_fidelity_mode_keeps_the_ranking_on_unseen_rows(data, xgb_model):
     ens = tp.load(xgb_model)
     r = tp.prune(ens, X, metric="fidelity", random_state=0, cv=1, max_selected=16)
     assert r.metric == "fidelity" and r.params["scale"] == "original"
+    # margins are a noise-free target: the refits pull less towards the old leaf values
+    assert r.params["l2"] == 10.0
     assert r.model.n_leaves < ens.n_leaves / 2
     orig, new = ens.predict(Xt, output="margin"), r.model.predict(Xt, output="margin")
     # the tolerance (0.01) holds on rows no decision saw
@@ -112,6 +114,7 @@ def test_fidelity_mode_keeps_the_ranking_on_unseen_rows(data, xgb_model):
     # with labels too: AUC is reported beside fidelity but does not choose
     r2 = tp.prune(ens, X, data["prune"][1], metric="fidelity", families=["select"], cv=1)
     assert "auc_judge" in r2.path
+    assert tp.prune(ens, X, data["prune"][1], families=["select"], cv=1).params["l2"] == 50.0
 
 
 def test_label_free_defaults_and_errors(data, xgb_model):

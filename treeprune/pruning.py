@@ -49,6 +49,12 @@ SCALE_ROWS = 5000
 #: about 0.1 when it crosses a decile edge
 ANCHOR_SHARE = 0.02
 FIT_METRIC_ROWS = 2000
+#: default L2 pull of refitted leaves towards their old values: labels are noisy, so new values
+#: need a firm pull; the original's margins are a noise-free target, and a weaker pull fits them
+#: closer (tuned XGBoost models at 4x fewer leaves, fidelity on test rows: Spearman +0.001 on
+#: HELOC and HMEQ, unchanged on Taiwan, between 50 and 10; 5 gained nothing more)
+L2_LABELS = 50.0
+L2_FIDELITY = 10.0
 
 
 @dataclass
@@ -257,7 +263,7 @@ def prune(
     confirm_fraction: float = 0.2,
     z: float = 1.0,
     z_adjust: bool = True,
-    l2: float = 50.0,
+    l2: float | None = None,
     n_rounds: int = 10,
     max_selected: int = 128,
     random_state: int = 0,
@@ -330,9 +336,10 @@ def prune(
         Adjust ``z`` for the number of candidate families searched (Bonferroni on the
         one-candidate rate ``Phi(-z)``; ``z=1`` over five families holds candidates to 1.86
         standard errors): the smallest of many candidates is otherwise the luckiest.
-    l2 : float
+    l2 : float, optional
         L2 penalty of the leaf refits and collapses, pulling new values towards the old ones
-        (XGBoost ``reg_lambda`` units).
+        (XGBoost ``reg_lambda`` units). Default 50 when fitting labels, 10 in fidelity mode,
+        whose targets (the original's margins) carry no label noise to guard against.
     n_rounds : int
         Newton cycles of each leaf refit.
     max_selected : int
@@ -367,6 +374,11 @@ def prune(
         ens = ens.replace(monotone_constraints=_constraints(ens, monotone_constraints))
     metric = _resolve_metric(ens, metric, y)
     fidelity = metric == "fidelity"
+    if l2 is None:
+        l2 = L2_FIDELITY if fidelity else L2_LABELS
+    elif not (np.isfinite(l2) and l2 >= 0):
+        raise PruneError(f"l2 must be a non-negative number (default 50, or 10 in fidelity "
+                         f"mode); got {l2!r}")
     if scale is None:
         scale = "original" if fidelity else "calibrated"
     if scale not in SCALES:
