@@ -26,7 +26,20 @@ from ._rules import (
 )
 from .ensemble import Ensemble
 from .errors import UnsupportedModelError
+from .kernels.shallow import SHALLOW_MAX_DEPTH
 from .kernels.traverse import pack_breadth_first
+
+
+@dataclass(frozen=True)
+class Shallow:
+    """Every tree full to depth 2 or 3, for :func:`treeprune.kernels.shallow.margins_shallow`."""
+
+    features: np.ndarray  # int32: the columns the trees use
+    slot_feature: np.ndarray  # int32 (n_trees, 2**D - 1): index into features
+    slot_threshold: np.ndarray  # dtype (n_trees, 2**D - 1)
+    slot_nan_right: np.ndarray  # bool (n_trees, 2**D - 1)
+    slot_value: np.ndarray  # dtype (n_trees, 2**D): leaf values
+    groups: np.ndarray  # int32 (n_trees,)
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,49 @@ class Packed:
     native_id: np.ndarray  # int32
     node_id: np.ndarray  # int64: packed position -> ensemble node id
     base_margin: np.ndarray  # dtype (n_groups,)
+    shallow: Shallow | None = None  # trees of depth <= 3 with only the common decision rule
+
+
+def _shallow(trees: np.ndarray, info: np.ndarray, threshold: np.ndarray, left: np.ndarray,
+             leaf_value: np.ndarray) -> Shallow | None:
+    """The full-depth layout of the packed trees when all of them are at most
+    ``SHALLOW_MAX_DEPTH`` deep and every split takes the common rule (right iff ``x >=
+    threshold``, NaN by its flag); else None.
+
+    Slot ``k`` has children ``2k + 1`` and ``2k + 2``. A leaf above the last level fills the
+    slots below it: its value in every leaf slot under it, under splits (feature 0, threshold
+    +inf) whose outcome does not matter.
+    """
+    max_depth = int(trees[:, 2].max(initial=0))
+    flags = info >> FEATURE_BITS
+    internal = (flags & FLAG_LEAF) == 0
+    special = FLAG_CATEGORICAL | FLAG_MISSING_ZERO | FLAG_EXACT_LE
+    if (len(trees) == 0 or max_depth == 0 or max_depth > SHALLOW_MAX_DEPTH
+            or np.any(flags[internal] & special)):
+        return None
+    depth = max(2, max_depth)
+    features, compact = np.unique(info[internal] & FEATURE_MASK, return_inverse=True)
+    feature_of = np.zeros(len(info), dtype=np.int32)
+    feature_of[internal] = compact.reshape(-1)
+    n_trees = len(trees)
+    nodes = trees[:, :1].astype(np.int64)  # (n_trees, slots of this level)
+    slot_feature, slot_threshold, slot_nan_right = [], [], []
+    for _ in range(depth):
+        inner = internal[nodes]
+        slot_feature.append(np.where(inner, feature_of[nodes], 0))
+        slot_threshold.append(np.where(inner, threshold[nodes], np.inf))
+        slot_nan_right.append(inner & ((flags[nodes] & FLAG_NAN_RIGHT) != 0))
+        lo = np.where(inner, left[nodes], nodes)
+        hi = np.where(inner, left[nodes] + 1, nodes)
+        nodes = np.stack([lo, hi], axis=2).reshape(n_trees, -1)
+    return Shallow(
+        features=features.astype(np.int32),
+        slot_feature=np.concatenate(slot_feature, axis=1).astype(np.int32),
+        slot_threshold=np.concatenate(slot_threshold, axis=1).astype(threshold.dtype),
+        slot_nan_right=np.concatenate(slot_nan_right, axis=1),
+        slot_value=np.ascontiguousarray(leaf_value[nodes]),
+        groups=np.ascontiguousarray(trees[:, 1]),
+    )
 
 
 def pack(ens: Ensemble) -> Packed:
@@ -127,9 +183,11 @@ def pack(ens: Ensemble) -> Packed:
         native_id=ens.native_id[order].astype(np.int32),
         node_id=order,
         base_margin=np.asarray(ens.base_margin, dtype=dtype).reshape(-1),
+        shallow=_shallow(trees.astype(np.int32), info, threshold.astype(dtype), left,
+                         leaf_value.astype(dtype)),
     )
     object.__setattr__(ens, "_packed", packed)
     return packed
 
 
-__all__ = ["Packed", "pack"]
+__all__ = ["Packed", "Shallow", "pack"]

@@ -18,6 +18,7 @@ import numpy as np
 from .data import to_matrix
 from .ensemble import Ensemble
 from .errors import DataError
+from .kernels.shallow import margins_shallow
 from .kernels.traverse import leaves_blocked, margin_row, margins_blocked, margins_rows
 from .packed import Packed, pack
 
@@ -55,9 +56,19 @@ def _threads(n_threads: int | None):
 
 
 def margins_packed(p: Packed, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
-    """Margins (n_rows, n_groups) in the source's accumulation precision."""
+    """Margins (n_rows, n_groups) in the source's accumulation precision.
+
+    ``X`` is float32 or float64 (C-contiguous); the kernels read it in the model's precision."""
     out = np.empty((X.shape[0], len(p.base_margin)), dtype=p.dtype)
     out[:] = p.base_margin
+    if p.shallow is not None and X.shape[0] > SERIAL_ROWS:
+        # shallow trees: straight-line vector code, which casts the rows as it reads them
+        s = p.shallow
+        with _threads(n_threads):
+            margins_shallow(X, s.features, s.slot_feature, s.slot_threshold, s.slot_nan_right,
+                            s.slot_value, s.groups, p.rule, out)
+        return out
+    X = np.ascontiguousarray(X, dtype=p.dtype)
     args = (X, p.trees, p.info, p.threshold, p.left, p.cat, p.cat_bounds, p.cat_words,
             p.leaf_value, p.rule, p.simple, out)
     if X.shape[0] <= SERIAL_ROWS:
@@ -66,6 +77,14 @@ def margins_packed(p: Packed, X: np.ndarray, n_threads: int | None = None) -> np
         with _threads(n_threads):
             margins_blocked(*args)
     return out
+
+
+def _margin_dtype(p: Packed, X: Any) -> Any:
+    """The dtype to hand rows to :func:`margins_packed` in: a float array as it is for shallow
+    models (their kernel casts while it reads: no copy of the whole matrix), else the model's."""
+    if p.shallow is not None and isinstance(X, np.ndarray) and X.dtype in (np.float32, _F64):
+        return X.dtype
+    return p.dtype
 
 
 def leaves_packed(p: Packed, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
@@ -105,13 +124,13 @@ def predict_ensemble(ens: Ensemble, X: Any, output: str = "prediction",
             return margin
         return _sigmoid_row(margin) if ens.objective.output == "sigmoid" else \
             ens.objective.transform(margin)
-    Xm = to_matrix(ens, X, p.dtype)
     if output in ("margin", "prediction"):
-        margin = margins_packed(p, Xm, n_threads).astype(np.float64)
+        margin = margins_packed(p, to_matrix(ens, X, _margin_dtype(p, X)),
+                                n_threads).astype(np.float64)
         if margin.shape[1] == 1:
             margin = margin[:, 0]
         return margin if output == "margin" else ens.objective.transform(margin)
-    leaves = leaves_packed(p, Xm, n_threads)
+    leaves = leaves_packed(p, to_matrix(ens, X, p.dtype), n_threads)
     if output == "leaf":
         return p.native_id[leaves]
     return p.leaf_value[leaves].astype(np.float64)
@@ -203,7 +222,7 @@ class Predictor:
         p = self._p
         if self._row is not None and X.shape[0] <= COMPILED_ROWS:
             out = np.empty((X.shape[0], len(p.base_margin)), dtype=p.dtype)
-            self._rows(X, out)
+            self._rows(np.ascontiguousarray(X, dtype=p.dtype), out)
             return out
         return margins_packed(p, X, self.n_threads)
 
@@ -226,7 +245,7 @@ class Predictor:
     def _general(self, X: Any) -> np.ndarray:
         if not self._lean:
             return predict_ensemble(self.ensemble, X, self.output, self.n_threads)
-        Xm = to_matrix(self.ensemble, X, self._p.dtype)
+        Xm = to_matrix(self.ensemble, X, _margin_dtype(self._p, X))
         margin = self._margins(Xm).astype(np.float64)
         if self._single:
             margin = margin[:, 0]
