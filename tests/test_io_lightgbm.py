@@ -573,6 +573,22 @@ def test_edited_child_indices(small_text):
         load(bad.encode())
 
 
+def test_child_indices_with_a_detached_cycle():
+    """Every node has one parent, yet splits 1 and 2 are each other's child and the root never
+    reaches them: not a tree."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    booster = lgb.train({"objective": "regression", "num_leaves": 4, "min_data_in_leaf": 5,
+                         "verbose": -1}, lgb.Dataset(X, X[:, 0] + X[:, 1] ** 2), 1)
+    text = booster.model_to_string()
+    assert "num_leaves=4" in text
+    text = re.sub(r"^tree_sizes=.*\n", "", text, flags=re.M)
+    text = re.sub(r"^left_child=.*$", "left_child=-1 2 1", text, count=1, flags=re.M)
+    text = re.sub(r"^right_child=.*$", "right_child=-2 -3 -4", text, count=1, flags=re.M)
+    with pytest.raises(ModelFormatError, match="cycle or unreachable nodes"):
+        read_lightgbm_text(text)
+
+
 def test_edited_arrays_and_header(small_text):
     bad = _edit_first(small_text, "num_leaves", lambda v: [str(int(v[0]) - 1)])
     with pytest.raises(ModelFormatError):

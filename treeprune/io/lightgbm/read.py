@@ -275,9 +275,9 @@ def _array(kv: dict[str, str], key: str, n: int, dtype: Any, t: int, required: b
     if n == 0:
         return np.zeros(0, dtype=dtype)
     try:
-        if dtype is np.float64:
-            return np.array([float(s) for s in tokens], dtype=np.float64)
-        return np.array([int(s) for s in tokens], dtype=np.int64)
+        # numpy converts each string with Python's own float() / int(): the same values bit for
+        # bit and the same strings refused, without a Python call per token
+        return np.array(tokens, dtype=dtype)
     except (ValueError, OverflowError):
         kind = "numbers" if dtype is np.float64 else "integers"
         raise _fail(f"tree {t}: {key} should hold {kind}, got {kv[key][:60]!r}") from None
@@ -361,22 +361,15 @@ def _parse_tree(t: int, block: list[str], n_features: int) -> tuple[Tree, float,
                         "or several parents)")
         local = np.where(is_split, children, S + np.where(is_split, 0, leaf_idx))
         lchild, rchild = local[:S], local[S:]
-        # reachability: every node reached exactly once from the root (no cycles)
-        seen = np.zeros(S + L, dtype=bool)
-        seen[0] = True
-        stack = [0]
-        reached = 1
-        while stack:
-            i = stack.pop()
-            if i >= S:
-                continue
-            for c in (int(lchild[i]), int(rchild[i])):
-                if seen[c]:
-                    raise _fail(f"tree {t}: the child indices contain a cycle")
-                seen[c] = True
-                reached += 1
-                stack.append(c)
-        if reached != S + L:
+        # reachability: every node but the root has exactly one parent (checked above), so the
+        # child links form a tree iff every node reaches the root through its parents (no
+        # cycle): ancestors by pointer doubling, a few array operations for any tree size
+        ancestor = np.zeros(S + L, dtype=np.int64)
+        ancestor[lchild] = np.arange(S)
+        ancestor[rchild] = np.arange(S)
+        for _ in range(int(S + L).bit_length()):
+            ancestor = ancestor[ancestor]
+        if np.any(ancestor != 0):
             raise _fail(f"tree {t}: the child indices contain a cycle or unreachable nodes")
         is_cat = (dtype_arr & LIGHTGBM_CATEGORICAL_MASK) != 0
         if num_cat > 0:
