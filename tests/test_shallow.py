@@ -1,11 +1,11 @@
 """The straight-line kernel for shallow trees, exact against the native libraries and the walks.
 
-Models of depth 1 to 3 go to :func:`treeprune.kernels.shallow.margins_shallow` (every tree full
-to depth 2 or 3, all decisions taken, the leaf picked by selects); these cases cover trees
+Models of depth 1 to 3 go to :mod:`treeprune.kernels.shallow` (every tree full to depth 2 or 3,
+all decisions taken, the leaf picked by selects) for margins and leaves; these cases cover trees
 shallower than the layout (padded slots), NaN in many rows and in none, values at the
 thresholds and their float neighbours, several output groups, DART weights, float32 and float64
-input, and row counts that are not multiples of the block. The margins must equal the native
-library's and, bit for bit, the node walks' (:func:`treeprune.kernels.traverse.margins_blocked`).
+input, and row counts that are not multiples of the block. The margins and leaf ids must equal the
+native library's and, bit for bit, the node walks' (:mod:`treeprune.kernels.traverse`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from xgb_models import XGBSpec, dmatrix, make_model
 
 import treeprune as tp
 from treeprune.kernels.shallow import SHALLOW_ROWS
-from treeprune.kernels.traverse import margins_blocked
+from treeprune.kernels.traverse import leaves_blocked, margins_blocked
 from treeprune.packed import pack
 
 
@@ -30,6 +30,25 @@ def _walk_margins(ens, X):
     margins_blocked(np.ascontiguousarray(X, dtype=p.dtype), p.trees, p.info, p.threshold, p.left,
                     p.cat, p.cat_bounds, p.cat_words, p.leaf_value, p.rule, p.simple, out)
     return out.astype(np.float64).reshape(len(X), -1)
+
+
+def _walk_leaves(ens, X):
+    """Packed leaf ids by the node walks."""
+    p = pack(ens)
+    out = np.empty((len(X), len(p.trees)), dtype=np.int32)
+    leaves_blocked(np.ascontiguousarray(X, dtype=p.dtype), p.trees, p.info, p.threshold, p.left,
+                   p.cat, p.cat_bounds, p.cat_words, p.rule, p.simple, out)
+    return out
+
+
+def _leaves_match(ens, X, native_leaves):
+    """Leaf ids equal to the native ones, per-tree outputs to the walks' leaf values."""
+    p = pack(ens)
+    walk = _walk_leaves(ens, X)
+    np.testing.assert_array_equal(ens.predict(X, output="leaf"), native_leaves)
+    np.testing.assert_array_equal(ens.predict(X, output="leaf"), p.native_id[walk])
+    np.testing.assert_array_equal(ens.predict(X, output="per_tree"),
+                                  p.leaf_value[walk].astype(np.float64))
 
 
 def _at_thresholds(ens, X, rng):
@@ -72,6 +91,8 @@ def test_xgboost_shallow_matches_native_and_walk(spec):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
         np.testing.assert_array_equal(got, _walk_margins(ens, data))
     np.testing.assert_array_equal(ens.predict(X), ens.predictor()(X))
+    _leaves_match(ens, X, booster.predict(dmatrix(spec, X), pred_leaf=True)
+                  .reshape(len(X), ens.n_trees))
 
 
 LGB_SPECS = [
@@ -92,6 +113,7 @@ def test_lightgbm_shallow_matches_native_and_walk(spec):
     got = ens.predict(X, output="margin").reshape(len(X), -1)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
     np.testing.assert_array_equal(got, _walk_margins(ens, X))
+    _leaves_match(ens, X, booster.predict(X, pred_leaf=True))
 
 
 def test_models_the_shallow_kernel_does_not_take():

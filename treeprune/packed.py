@@ -39,6 +39,7 @@ class Shallow:
     slot_threshold: np.ndarray  # dtype (n_trees, 2**D - 1)
     slot_nan_right: np.ndarray  # bool (n_trees, 2**D - 1)
     slot_value: np.ndarray  # dtype (n_trees, 2**D): leaf values
+    slot_leaf: np.ndarray  # int32 (n_trees, 2**D): packed leaf ids
     groups: np.ndarray  # int32 (n_trees,)
 
 
@@ -69,7 +70,7 @@ def _shallow(trees: np.ndarray, info: np.ndarray, threshold: np.ndarray, left: n
 
     Slot ``k`` has children ``2k + 1`` and ``2k + 2``. A leaf above the last level fills the
     slots below it: its value in every leaf slot under it, under splits (feature 0, threshold
-    +inf) whose outcome does not matter.
+    +inf) whose outcome does not matter (the same leaf either way).
     """
     max_depth = int(trees[:, 2].max(initial=0))
     flags = info >> FEATURE_BITS
@@ -99,6 +100,7 @@ def _shallow(trees: np.ndarray, info: np.ndarray, threshold: np.ndarray, left: n
         slot_threshold=np.concatenate(slot_threshold, axis=1).astype(threshold.dtype),
         slot_nan_right=np.concatenate(slot_nan_right, axis=1),
         slot_value=np.ascontiguousarray(leaf_value[nodes]),
+        slot_leaf=nodes.astype(np.int32),
         groups=np.ascontiguousarray(trees[:, 1]),
     )
 

@@ -18,7 +18,7 @@ import numpy as np
 from .data import to_matrix
 from .ensemble import Ensemble
 from .errors import DataError
-from .kernels.shallow import margins_shallow
+from .kernels.shallow import leaves_shallow, margins_shallow
 from .kernels.traverse import leaves_blocked, margin_row, margins_blocked, margins_rows
 from .packed import Packed, pack
 
@@ -90,6 +90,12 @@ def _margin_dtype(p: Packed, X: Any) -> Any:
 def leaves_packed(p: Packed, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
     """Packed leaf positions (n_rows, n_trees)."""
     out = np.empty((X.shape[0], len(p.trees)), dtype=np.int32)
+    if p.shallow is not None:
+        s = p.shallow
+        with _threads(n_threads):
+            leaves_shallow(X, s.features, s.slot_feature, s.slot_threshold, s.slot_nan_right,
+                           s.slot_leaf, p.rule, out)
+        return out
     with _threads(n_threads):
         leaves_blocked(X, p.trees, p.info, p.threshold, p.left, p.cat, p.cat_bounds,
                        p.cat_words, p.rule, p.simple, out)

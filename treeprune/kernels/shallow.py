@@ -57,45 +57,69 @@ def _go(x, t, nan_right, nan):
 
 
 @njit(inline="always", cache=True)
-def _trees2(xt, m, slot_feature, slot_threshold, slot_nan_right, slot_value, groups, acc, nan):
-    for t in range(slot_feature.shape[0]):
-        a0 = xt[slot_feature[t, 0]]
-        a1 = xt[slot_feature[t, 1]]
-        a2 = xt[slot_feature[t, 2]]
-        t0, t1, t2 = slot_threshold[t, 0], slot_threshold[t, 1], slot_threshold[t, 2]
-        n0, n1, n2 = slot_nan_right[t, 0], slot_nan_right[t, 1], slot_nan_right[t, 2]
-        v0, v1, v2, v3 = slot_value[t, 0], slot_value[t, 1], slot_value[t, 2], slot_value[t, 3]
-        ac = acc[groups[t]]
-        for r in range(m):
-            g0 = _go(a0[r], t0, n0, nan)
-            g1 = _go(a1[r], t1, n1, nan)
-            g2 = _go(a2[r], t2, n2, nan)
-            ac[r] += (v3 if g2 else v2) if g0 else (v1 if g1 else v0)
+def _pick2(xt, m, t, slot_feature, slot_threshold, slot_nan_right, slot_out, dst, add, nan):
+    """Tree ``t`` (depth 2) on the ``m`` rows of ``xt``: its leaf's ``slot_out`` entry added to
+    (``add``) or stored in ``dst[r]``."""
+    a0 = xt[slot_feature[t, 0]]
+    a1 = xt[slot_feature[t, 1]]
+    a2 = xt[slot_feature[t, 2]]
+    t0, t1, t2 = slot_threshold[t, 0], slot_threshold[t, 1], slot_threshold[t, 2]
+    n0, n1, n2 = slot_nan_right[t, 0], slot_nan_right[t, 1], slot_nan_right[t, 2]
+    v0, v1, v2, v3 = slot_out[t, 0], slot_out[t, 1], slot_out[t, 2], slot_out[t, 3]
+    for r in range(m):
+        g0 = _go(a0[r], t0, n0, nan)
+        g1 = _go(a1[r], t1, n1, nan)
+        g2 = _go(a2[r], t2, n2, nan)
+        v = (v3 if g2 else v2) if g0 else (v1 if g1 else v0)
+        if add:
+            dst[r] += v
+        else:
+            dst[r] = v
 
 
 @njit(inline="always", cache=True)
-def _trees3(xt, m, slot_feature, slot_threshold, slot_nan_right, slot_value, groups, acc, nan):
-    for t in range(slot_feature.shape[0]):
-        f = slot_feature[t]
-        a0, a1, a2, a3, a4, a5, a6 = xt[f[0]], xt[f[1]], xt[f[2]], xt[f[3]], xt[f[4]], \
-            xt[f[5]], xt[f[6]]
-        s = slot_threshold[t]
-        t0, t1, t2, t3, t4, t5, t6 = s[0], s[1], s[2], s[3], s[4], s[5], s[6]
-        q = slot_nan_right[t]
-        n0, n1, n2, n3, n4, n5, n6 = q[0], q[1], q[2], q[3], q[4], q[5], q[6]
-        v = slot_value[t]
-        v0, v1, v2, v3, v4, v5, v6, v7 = v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]
-        ac = acc[groups[t]]
-        for r in range(m):
-            g0 = _go(a0[r], t0, n0, nan)
-            g1 = _go(a1[r], t1, n1, nan)
-            g2 = _go(a2[r], t2, n2, nan)
-            g3 = _go(a3[r], t3, n3, nan)
-            g4 = _go(a4[r], t4, n4, nan)
-            g5 = _go(a5[r], t5, n5, nan)
-            g6 = _go(a6[r], t6, n6, nan)
-            ac[r] += (((v7 if g6 else v6) if g2 else (v5 if g5 else v4)) if g0
-                      else ((v3 if g4 else v2) if g1 else (v1 if g3 else v0)))
+def _pick3(xt, m, t, slot_feature, slot_threshold, slot_nan_right, slot_out, dst, add, nan):
+    """Tree ``t`` (depth 3) on the ``m`` rows of ``xt``: as :func:`_pick2`."""
+    f = slot_feature[t]
+    a0, a1, a2, a3, a4, a5, a6 = xt[f[0]], xt[f[1]], xt[f[2]], xt[f[3]], xt[f[4]], xt[f[5]], \
+        xt[f[6]]
+    s = slot_threshold[t]
+    t0, t1, t2, t3, t4, t5, t6 = s[0], s[1], s[2], s[3], s[4], s[5], s[6]
+    q = slot_nan_right[t]
+    n0, n1, n2, n3, n4, n5, n6 = q[0], q[1], q[2], q[3], q[4], q[5], q[6]
+    o = slot_out[t]
+    v0, v1, v2, v3, v4, v5, v6, v7 = o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]
+    for r in range(m):
+        g0 = _go(a0[r], t0, n0, nan)
+        g1 = _go(a1[r], t1, n1, nan)
+        g2 = _go(a2[r], t2, n2, nan)
+        g3 = _go(a3[r], t3, n3, nan)
+        g4 = _go(a4[r], t4, n4, nan)
+        g5 = _go(a5[r], t5, n5, nan)
+        g6 = _go(a6[r], t6, n6, nan)
+        v = (((v7 if g6 else v6) if g2 else (v5 if g5 else v4)) if g0
+             else ((v3 if g4 else v2) if g1 else (v1 if g3 else v0)))
+        if add:
+            dst[r] += v
+        else:
+            dst[r] = v
+
+
+@njit(inline="always", cache=True)
+def _pick(xt, m, t, slot_feature, slot_threshold, slot_nan_right, slot_out, dst, add, nan):
+    """:func:`_pick2` or :func:`_pick3` by the layout's depth, with the NaN test compiled in
+    only when ``nan`` (the block holds a NaN)."""
+    if slot_feature.shape[1] == 3:
+        if nan:
+            _pick2(xt, m, t, slot_feature, slot_threshold, slot_nan_right, slot_out, dst, add,
+                   True)
+        else:
+            _pick2(xt, m, t, slot_feature, slot_threshold, slot_nan_right, slot_out, dst, add,
+                   False)
+    elif nan:
+        _pick3(xt, m, t, slot_feature, slot_threshold, slot_nan_right, slot_out, dst, add, True)
+    else:
+        _pick3(xt, m, t, slot_feature, slot_threshold, slot_nan_right, slot_out, dst, add, False)
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -110,7 +134,6 @@ def margins_shallow(X, features, slot_feature, slot_threshold, slot_nan_right, s
     margin on entry; each row's trees are added in order.
     """
     n_rows = X.shape[0]
-    depth = 2 if slot_feature.shape[1] == 3 else 3
     n_blocks = (n_rows + SHALLOW_ROWS - 1) // SHALLOW_ROWS
     for b in prange(n_blocks):
         start = b * SHALLOW_ROWS
@@ -121,23 +144,35 @@ def margins_shallow(X, features, slot_feature, slot_threshold, slot_nan_right, s
         for g in range(out.shape[1]):
             for r in range(m):
                 acc[g, r] = out[start + r, g]
-        if depth == 2:
-            if nan:
-                _trees2(xt, m, slot_feature, slot_threshold, slot_nan_right, slot_value, groups,
-                        acc, True)
-            else:
-                _trees2(xt, m, slot_feature, slot_threshold, slot_nan_right, slot_value, groups,
-                        acc, False)
-        elif nan:
-            _trees3(xt, m, slot_feature, slot_threshold, slot_nan_right, slot_value, groups,
-                    acc, True)
-        else:
-            _trees3(xt, m, slot_feature, slot_threshold, slot_nan_right, slot_value, groups,
-                    acc, False)
+        for t in range(slot_feature.shape[0]):
+            _pick(xt, m, t, slot_feature, slot_threshold, slot_nan_right, slot_value,
+                  acc[groups[t]], True, nan)
         for g in range(out.shape[1]):
             for r in range(m):
                 out[start + r, g] = acc[g, r]
     return out
 
 
-__all__ = ["margins_shallow", "SHALLOW_ROWS", "SHALLOW_MAX_DEPTH"]
+@njit(parallel=True, nogil=True, cache=True)
+def leaves_shallow(X, features, slot_feature, slot_threshold, slot_nan_right, slot_leaf, rule,
+                   out):
+    """Packed id of the leaf each row reaches in each tree, into ``out`` (n_rows, n_trees);
+    ``slot_leaf`` (int32, n_trees, 2**D) holds the packed leaf ids of the leaf slots (see
+    :func:`margins_shallow` for the other arrays)."""
+    n_rows = X.shape[0]
+    n_blocks = (n_rows + SHALLOW_ROWS - 1) // SHALLOW_ROWS
+    for b in prange(n_blocks):
+        start = b * SHALLOW_ROWS
+        m = min(SHALLOW_ROWS, n_rows - start)
+        xt = np.empty((features.shape[0], SHALLOW_ROWS), dtype=slot_threshold.dtype)
+        nan = _read_block_t(X, start, m, features, rule, xt)
+        leaf = np.empty(SHALLOW_ROWS, dtype=np.int32)
+        for t in range(slot_feature.shape[0]):
+            _pick(xt, m, t, slot_feature, slot_threshold, slot_nan_right, slot_leaf, leaf, False,
+                  nan)
+            for r in range(m):
+                out[start + r, t] = leaf[r]
+    return out
+
+
+__all__ = ["margins_shallow", "leaves_shallow", "SHALLOW_ROWS", "SHALLOW_MAX_DEPTH"]
