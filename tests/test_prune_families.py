@@ -239,7 +239,8 @@ def test_stopping_rule_does_not_take_the_luckiest():
 def test_fidelity_figures():
     a = np.arange(100.0)
     assert _fidelity.columns(a, a) == pytest.approx({"spearman": 1.0, "agreement_50": 1.0,
-                                                     "agreement_80": 1.0, "psi": 0.0})
+                                                     "agreement_80": 1.0, "psi": 0.0,
+                                                     "psi_se": 0.0})
     c = _fidelity.columns(a, -a)
     assert c["spearman"] == pytest.approx(-1.0) and c["agreement_50"] == 0.0
     assert _fidelity.spearman_se(1.0, 100) == 0.0
@@ -252,6 +253,32 @@ def test_fidelity_figures():
     assert ref["spearman"] == pytest.approx(spearmanr(x, z)[0], rel=1e-12)
     assert ref["agreement_80"] == _fidelity.agreement(x, z, 0.8)
     assert _fidelity.spearman_se(0.9, 1000) < _fidelity.spearman_se(0.9, 100)
+
+
+def test_psi_standard_error_matches_resampling():
+    # bin shares of a shifted score drawn again and again on n rows, the expected shares fixed:
+    # the spread of the PSI is what the delta method says
+    rng = np.random.default_rng(11)
+    expected = np.full(10, 0.1)
+    actual = np.array([0.05, 0.06, 0.08, 0.09, 0.1, 0.1, 0.11, 0.12, 0.14, 0.15])
+    n = 4000
+    draws = rng.multinomial(n, actual, size=4000) / n
+    psis = np.sum((draws - expected) * np.log(draws / expected), axis=1)
+    se = _fidelity.psi_se(actual, expected, np.log(actual / expected), n)
+    assert se == pytest.approx(psis.std(), rel=0.1)
+    assert _fidelity.psi_se(expected, expected, np.zeros(10), n) == pytest.approx(0.0, abs=1e-12)
+    assert "psi_se" in _fidelity.columns(np.arange(100.0), np.arange(100.0) ** 2)
+
+
+def test_psi_limit_is_held_by_one_standard_error():
+    table = pd.DataFrame({"family": ["select"] * 3, "n_leaves": [10, 20, 40],
+                          "n_trees": [2, 4, 8], "metric_judge": [0.80, 0.80, 0.80],
+                          "se_diff": [0.0, 0.0, 0.0], "psi": [0.09, 0.09, 0.01],
+                          "psi_se": [0.02, 0.005, 0.002]})
+    # the smallest is under the limit only on the judged rows: the next one is chosen
+    assert _stopping.choose(table, 0.80, 1.0, 0.001, None, None, max_psi=0.1)[0] == 1
+    assert list(_stopping.eligible(table, None, None, 0.1)) == [False, True, True]
+    assert _stopping.eligible(table, None, None, None).all()
 
 
 def test_agreement_keeps_tied_scores_together():

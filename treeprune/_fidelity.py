@@ -74,9 +74,27 @@ def psi(original: np.ndarray, other: np.ndarray) -> float:
     return float(_psi(original, other, n_bins=10).value)
 
 
+def psi_se(actual: np.ndarray, expected: np.ndarray, log_ratio: np.ndarray, n: int) -> float:
+    """Delta-method standard error of a PSI whose ``actual`` bin shares come from ``n`` rows
+    (multinomial), the ``expected`` shares held fixed.
+
+    The smallest candidates within a PSI limit sit just under it on the rows that chose them,
+    and a PSI measured on new rows scatters around its value by this much. Holding the
+    expected (the original's decile) shares fixed ignores that new rows move the edges too,
+    which moves both models' counts together: the figure errs on the large side.
+    """
+    if n < 2:
+        return math.nan
+    grad = log_ratio + 1.0 - expected / actual  # d PSI / d actual_i
+    mean = float(np.sum(actual * grad))
+    var = (float(np.sum(actual * grad * grad)) - mean * mean) / n
+    return math.sqrt(max(var, 0.0))
+
+
 def columns(original: np.ndarray, other: np.ndarray) -> dict[str, float]:
     """The fidelity columns of a pruning path: ``spearman``, ``agreement_50``, ``agreement_80``,
-    ``psi``, all of ``other`` against ``original`` (single-output margins on the same rows)."""
+    ``psi`` (and ``psi_se``, its standard error), all of ``other`` against ``original``
+    (single-output margins on the same rows)."""
     return Reference(original).columns(other)
 
 
@@ -113,5 +131,7 @@ class Reference:
         counts = np.bincount(np.searchsorted(self.inner, other, side="left"),
                              minlength=len(self.inner) + 1)
         actual = np.where(counts == 0, self.eps, counts / max(n, 1))
-        out["psi"] = float(np.sum((actual - self.expected) * np.log(actual / self.expected)))
+        log_ratio = np.log(actual / self.expected)
+        out["psi"] = float(np.sum((actual - self.expected) * log_ratio))
+        out["psi_se"] = psi_se(actual, self.expected, log_ratio, n)
         return out

@@ -180,14 +180,22 @@ ONE_SE = 1.0
 
 def eligible(table: pd.DataFrame, max_leaves: int | None, max_trees: int | None,
              max_psi: float | None) -> np.ndarray:
-    """Candidates within the budget and the PSI limit (a missing PSI, multiclass, passes)."""
+    """Candidates within the budget and the PSI limit (a missing PSI, multiclass, passes).
+
+    The PSI limit is held by one standard error (column ``psi_se``, where present): the
+    smallest candidates under the limit sit just below it on the judged rows, and without the
+    margin their PSI on new rows lands above the limit about half the time.
+    """
     within = np.ones(len(table), dtype=bool)
     if max_leaves is not None:
         within &= table["n_leaves"].to_numpy() <= max_leaves
     if max_trees is not None:
         within &= table["n_trees"].to_numpy() <= max_trees
     if max_psi is not None and "psi" in table:
-        within &= ~(table["psi"].to_numpy(dtype=float) > max_psi)
+        upper = table["psi"].to_numpy(dtype=float)
+        if "psi_se" in table:
+            upper = upper + np.nan_to_num(table["psi_se"].to_numpy(dtype=float))
+        within &= ~(upper > max_psi)
     return within
 
 
@@ -231,7 +239,8 @@ def choose(table: pd.DataFrame, original_metric: float, sign: float, tolerance: 
     difference (``se_diff``), ``z_sel`` = :func:`selection_z` over the families in the table's
     ``family`` column when ``adjust``. With a budget: the best judged candidate within it.
     ``max_psi``: only candidates whose score distribution on the judged rows (column ``psi``,
-    against the original) stays within it are eligible; a missing PSI (multiclass) passes.
+    against the original) stays within it by one standard error (``psi_se``) are eligible; a
+    missing PSI (multiclass) passes.
     With a column ``se_best`` (standard error of each candidate's difference with the best
     judged one) and a best candidate that beats the original beyond ``z_sel`` standard errors,
     the choice must also be within ``tolerance`` of that best (:func:`near_best`).

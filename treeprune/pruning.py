@@ -77,8 +77,8 @@ class PruneResult:
         ``select``/``collapse``), ``metric_fit``, ``metric_judge`` (rows not fitted), ``se_diff``
         (standard error of its difference with the original there), the fidelity figures against
         the original on the judge rows (``spearman``, ``agreement_50``, ``agreement_80`` —
-        decisions agreeing at those approval rates — and ``psi``), ``auc_judge`` in fidelity
-        mode when labels were given, and ``chosen``.
+        decisions agreeing at those approval rates — ``psi`` and its standard error
+        ``psi_se``), ``auc_judge`` in fidelity mode when labels were given, and ``chosen``.
     metric : str
         The metric that chose (``auc``, ``gini``, ``ks``, ``loss`` or ``fidelity``, which is the
         Spearman correlation with the original).
@@ -311,7 +311,8 @@ def prune(
         passes fitted.
     max_psi : float, None or "auto"
         Score stability: only candidates whose score distribution on the judged rows stays within
-        this PSI of the original's are eligible. An affine scale cannot give a smaller model the
+        this PSI of the original's by one standard error (column ``psi_se`` of the path) are
+        eligible, so that the limit also holds on new rows. An affine scale cannot give a smaller model the
         original's distribution *shape*, so without it the smallest candidate of an overfit model
         can shift the scores by a PSI of 0.4 even with ``scale="original"``. ``"auto"`` (default):
         0.1 (the usual "no significant shift" line) with ``scale="original"``, none otherwise.
@@ -688,7 +689,7 @@ class _Judge:
         family, a, b, refit = key
         figures = self.fidelity.columns(margin) if self.fidelity is not None else {
             "spearman": math.nan, "agreement_50": math.nan, "agreement_80": math.nan,
-            "psi": math.nan}
+            "psi": math.nan, "psi_se": math.nan}
         if self.paired is not None:  # one ranking gives both
             score, se = self.paired(margin)
             if self.metric == "gini":
