@@ -1,11 +1,12 @@
-"""The straight-line kernel for shallow trees, exact against the native libraries and the walks.
+"""The straight-line kernels for shallow trees, exact against the native libraries and the walks.
 
 Models of depth 1 to 3 go to :mod:`treeprune.kernels.shallow` (every tree full to depth 2 or 3,
 all decisions taken, the leaf picked by selects) for margins and leaves; these cases cover trees
 shallower than the layout (padded slots), NaN in many rows and in none, values at the
 thresholds and their float neighbours, several output groups, DART weights, float32 and float64
 input, and row counts that are not multiples of the block. The margins and leaf ids must equal the
-native library's and, bit for bit, the node walks' (:mod:`treeprune.kernels.traverse`).
+native library's and, bit for bit, the node walks' (:mod:`treeprune.kernels.traverse`). Deeper
+balanced trees take their top three levels by the same code and walk the rest.
 """
 
 from __future__ import annotations
@@ -116,12 +117,56 @@ def test_lightgbm_shallow_matches_native_and_walk(spec):
     _leaves_match(ens, X, booster.predict(X, pred_leaf=True))
 
 
+DEEP_XGB_SPECS = [
+    XGBSpec(n_trees=9, max_depth=4, seed=21, nan_rate=0.3),
+    XGBSpec(n_trees=30, max_depth=6, seed=22, n_rows=1500),
+    XGBSpec(objective="multi:softprob", n_trees=5, max_depth=5, seed=23, n_rows=900),
+]
+
+
+@pytest.mark.parametrize("spec", DEEP_XGB_SPECS, ids=lambda s: s.id)
+def test_deeper_balanced_trees_take_their_top_levels_straight(spec):
+    """Balanced trees deeper than 3: the top levels by the straight-line code, the rest walked;
+    margins equal the native ones and, bit for bit, the walks'."""
+    booster, X, _ = make_model(spec)
+    ens = tp.load(booster)
+    p = pack(ens)
+    assert p.shallow is None and p.prefix is not None
+    assert ens.tree_depths().max() > 3
+    X = _at_thresholds(ens, X, np.random.default_rng(spec.seed))
+    X = np.concatenate([X, X[:150]])
+    X[:150] = np.nan_to_num(X[:150], nan=-0.25)  # a block without NaN
+    want = booster.predict(dmatrix(spec, X), output_margin=True).reshape(len(X), -1)
+    got = ens.predict(X, output="margin").reshape(len(X), -1)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(got, _walk_margins(ens, X))
+
+
+def test_deep_lopsided_lightgbm_trees_take_their_top_levels_straight():
+    """Leaf-wise trees: the top levels straight, then the walk with its leaf test."""
+    spec = LgbSpec("binary", num_leaves=31, n_trees=12, n_rows=1500, nan_frac=0.2,
+                   params=(("min_data_in_leaf", 2),))
+    booster, Xe = train(spec)
+    X = np.asarray(stress_rows(booster, Xe, spec.n_features), dtype=np.float64)
+    ens = tp.load(booster)
+    p = pack(ens)
+    assert p.prefix is not None and p.trees[:, 3].any()
+    want = booster.predict(X, raw_score=True)
+    got = ens.predict(X, output="margin")
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(got, _walk_margins(ens, X)[:, 0])
+
+
 def test_models_the_shallow_kernel_does_not_take():
     deep, _, _ = make_model(XGBSpec(n_trees=3, max_depth=4, seed=7))
     assert tp.load(deep).tree_depths().max() == 4
     assert pack(tp.load(deep)).shallow is None
     categorical, _, _ = make_model(XGBSpec(n_cat=1, n_num=3, n_trees=5, max_depth=2, seed=8))
     assert pack(tp.load(categorical)).shallow is None
+    # a categorical split in the top levels of deeper trees: walks only
+    categorical, _, _ = make_model(XGBSpec(n_cat=1, n_num=3, n_levels=40, n_trees=5,
+                                           max_depth=5, seed=8))
+    assert pack(tp.load(categorical)).prefix is None
     # LightGBM's missing type Zero takes the full rule
     zero, _ = train(LgbSpec("binary", num_leaves=4, max_depth=2, n_trees=5, missing="zero"))
     assert pack(tp.load(zero)).shallow is None

@@ -60,26 +60,23 @@ class Packed:
     node_id: np.ndarray  # int64: packed position -> ensemble node id
     base_margin: np.ndarray  # dtype (n_groups,)
     shallow: Shallow | None = None  # trees of depth <= 3 with only the common decision rule
+    prefix: Shallow | None = None  # the top 3 levels of deeper trees, likewise
 
 
-def _shallow(trees: np.ndarray, info: np.ndarray, threshold: np.ndarray, left: np.ndarray,
-             leaf_value: np.ndarray) -> Shallow | None:
-    """The full-depth layout of the packed trees when all of them are at most
-    ``SHALLOW_MAX_DEPTH`` deep and every split takes the common rule (right iff ``x >=
-    threshold``, NaN by its flag); else None.
+def _full_levels(trees: np.ndarray, info: np.ndarray, threshold: np.ndarray, left: np.ndarray,
+                 leaf_value: np.ndarray, depth: int) -> Shallow | None:
+    """The top ``depth`` levels of every packed tree laid out full, or None when a split in them
+    needs more than the common rule (right iff ``x >= threshold``, NaN by its flag).
 
     Slot ``k`` has children ``2k + 1`` and ``2k + 2``. A leaf above the last level fills the
-    slots below it: its value in every leaf slot under it, under splits (feature 0, threshold
-    +inf) whose outcome does not matter (the same leaf either way).
+    slots below it: its value and id in every last-level slot under it, under splits (feature 0,
+    threshold +inf) whose outcome does not matter (the same leaf either way). The last-level
+    slots hold the node each row reaches after ``depth`` steps: a leaf, or (for deeper trees)
+    the split a walk continues from.
     """
-    max_depth = int(trees[:, 2].max(initial=0))
     flags = info >> FEATURE_BITS
     internal = (flags & FLAG_LEAF) == 0
     special = FLAG_CATEGORICAL | FLAG_MISSING_ZERO | FLAG_EXACT_LE
-    if (len(trees) == 0 or max_depth == 0 or max_depth > SHALLOW_MAX_DEPTH
-            or np.any(flags[internal] & special)):
-        return None
-    depth = max(2, max_depth)
     features, compact = np.unique(info[internal] & FEATURE_MASK, return_inverse=True)
     feature_of = np.zeros(len(info), dtype=np.int32)
     feature_of[internal] = compact.reshape(-1)
@@ -88,6 +85,8 @@ def _shallow(trees: np.ndarray, info: np.ndarray, threshold: np.ndarray, left: n
     slot_feature, slot_threshold, slot_nan_right = [], [], []
     for _ in range(depth):
         inner = internal[nodes]
+        if np.any(inner & ((flags[nodes] & special) != 0)):
+            return None
         slot_feature.append(np.where(inner, feature_of[nodes], 0))
         slot_threshold.append(np.where(inner, threshold[nodes], np.inf))
         slot_nan_right.append(inner & ((flags[nodes] & FLAG_NAN_RIGHT) != 0))
@@ -103,6 +102,23 @@ def _shallow(trees: np.ndarray, info: np.ndarray, threshold: np.ndarray, left: n
         slot_leaf=nodes.astype(np.int32),
         groups=np.ascontiguousarray(trees[:, 1]),
     )
+
+
+def _shallow(trees: np.ndarray, info: np.ndarray, threshold: np.ndarray, left: np.ndarray,
+             leaf_value: np.ndarray) -> tuple[Shallow | None, Shallow | None]:
+    """(shallow, prefix): every tree full to its depth when no tree is deeper than
+    ``SHALLOW_MAX_DEPTH`` (for ``kernels.shallow.margins_shallow``); else the top
+    ``SHALLOW_MAX_DEPTH`` levels of every tree (``kernels.shallow.margins_prefixed`` takes those
+    for a block of rows at once, then walks on). None where a split in those levels needs the
+    full rule."""
+    if len(trees) == 0:
+        return None, None
+    max_depth = int(trees[:, 2].max())
+    if max_depth == 0:
+        return None, None
+    if max_depth <= SHALLOW_MAX_DEPTH:
+        return _full_levels(trees, info, threshold, left, leaf_value, max(2, max_depth)), None
+    return None, _full_levels(trees, info, threshold, left, leaf_value, SHALLOW_MAX_DEPTH)
 
 
 def pack(ens: Ensemble) -> Packed:
@@ -170,6 +186,8 @@ def pack(ens: Ensemble) -> Packed:
     n_leaves = np.bincount(tree_of_packed[is_leaf], minlength=ens.n_trees)
     lopsided = leaf_depth_sum / np.maximum(n_leaves, 1) < 0.8 * tree_depth
     trees = np.stack([roots, ens.tree_group, tree_depth, lopsided], axis=1).astype(np.int32)
+    shallow, prefix = _shallow(trees.astype(np.int32), info, threshold.astype(dtype), left,
+                               leaf_value.astype(dtype))
     packed = Packed(
         rule=RULE_XGBOOST if is_xgb else RULE_LIGHTGBM,
         simple=bool(is_xgb and not np.any(cat >= 0)),
@@ -185,8 +203,8 @@ def pack(ens: Ensemble) -> Packed:
         native_id=ens.native_id[order].astype(np.int32),
         node_id=order,
         base_margin=np.asarray(ens.base_margin, dtype=dtype).reshape(-1),
-        shallow=_shallow(trees.astype(np.int32), info, threshold.astype(dtype), left,
-                         leaf_value.astype(dtype)),
+        shallow=shallow,
+        prefix=prefix,
     )
     object.__setattr__(ens, "_packed", packed)
     return packed

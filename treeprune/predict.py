@@ -18,7 +18,7 @@ import numpy as np
 from .data import to_matrix
 from .ensemble import Ensemble
 from .errors import DataError
-from .kernels.shallow import leaves_shallow, margins_shallow
+from .kernels.shallow import leaves_shallow, margins_prefixed, margins_shallow
 from .kernels.traverse import leaves_blocked, margin_row, margins_blocked, margins_rows
 from .packed import Packed, pack
 
@@ -73,6 +73,11 @@ def margins_packed(p: Packed, X: np.ndarray, n_threads: int | None = None) -> np
             p.leaf_value, p.rule, p.simple, out)
     if X.shape[0] <= SERIAL_ROWS:
         margins_rows(*args)
+    elif p.prefix is not None:
+        s = p.prefix
+        with _threads(n_threads):
+            margins_prefixed(X, s.features, s.slot_feature, s.slot_threshold, s.slot_nan_right,
+                             s.slot_leaf, *args[1:])
     else:
         with _threads(n_threads):
             margins_blocked(*args)

@@ -1,4 +1,4 @@
-"""Margins of shallow trees (depth up to 3) as straight-line vector code over a block of rows.
+"""Shallow trees (depth up to 3) as straight-line vector code over a block of rows.
 
 A tree of depth 2 is three comparisons; walking it node by node (:mod:`.traverse`) spends its
 time on the walk (dependent loads, index arithmetic), not on the comparisons. Here every tree is
@@ -16,6 +16,10 @@ library reads them (float32 for XGBoost; LightGBM's ``|x| <= kZeroThreshold`` ma
 each row adds its trees' leaf values in model order in the source's precision, as the native
 predictors do: the margins equal the walks' bit for bit.
 
+Deeper trees (:func:`margins_prefixed`) take their top three levels the same way, which yields
+the node each row has reached there, and walk on from it (:mod:`.traverse`): a depth-6 tree is
+then three vector steps and three walked ones.
+
 Slots of a full tree of depth ``D`` are numbered breadth first: node ``k`` has children
 ``2k + 1`` and ``2k + 2``; leaf ``i`` is slot ``2**D - 1 + i``.
 """
@@ -26,6 +30,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._rules import LIGHTGBM_ZERO_THRESHOLD, RULE_LIGHTGBM
+from .traverse import BLOCK_ROWS, BLOCK_TREES, LOPSIDED_LEVELS, _read_block, _walk
 
 #: Rows per block: their used features, feature-major, stay in the first-level cache.
 SHALLOW_ROWS = 256
@@ -175,4 +180,55 @@ def leaves_shallow(X, features, slot_feature, slot_threshold, slot_nan_right, sl
     return out
 
 
-__all__ = ["margins_shallow", "leaves_shallow", "SHALLOW_ROWS", "SHALLOW_MAX_DEPTH"]
+@njit(parallel=True, nogil=True, cache=True)
+def margins_prefixed(X, features, slot_feature, slot_threshold, slot_nan_right, slot_node, trees,
+                     info, threshold, left, cat, cat_bounds, cat_words, leaf_value, rule, simple,
+                     out):
+    """:func:`treeprune.kernels.traverse.margins_blocked` for trees deeper than
+    ``SHALLOW_MAX_DEPTH``, their top levels taken by the straight-line code: ``slot_node``
+    (int32, n_trees, 2**D) holds the packed node reached after those ``D`` levels, from which
+    the lanes walk on (:func:`treeprune.kernels.traverse._walk`) for the remaining levels (with
+    a leaf test for lopsided trees, as there).
+    Same leaves, same accumulation order as the walks."""
+    n_rows = X.shape[0]
+    n_trees = trees.shape[0]
+    top = 2 if slot_feature.shape[1] == 3 else 3  # levels taken by the straight-line code
+    n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
+    for b in prange(n_blocks):
+        start = b * BLOCK_ROWS
+        m = min(BLOCK_ROWS, n_rows - start)
+        xt = np.empty((features.shape[0], BLOCK_ROWS), dtype=slot_threshold.dtype)
+        nan = _read_block_t(X, start, m, features, rule, xt)
+        xb = _read_block(X, start, m, rule, leaf_value.dtype)
+        lanes = BLOCK_ROWS * BLOCK_TREES
+        node = np.empty(lanes, dtype=np.uint32)
+        act = np.empty(lanes, dtype=np.uint32)
+        rows = np.empty(lanes, dtype=np.uint32)
+        reached = np.empty(BLOCK_ROWS, dtype=np.int32)
+        for t0 in range(0, n_trees, BLOCK_TREES):
+            nt = min(BLOCK_TREES, n_trees - t0)
+            # steps left without a leaf test, as traverse._plan counts them from the root
+            levels = 0
+            lopsided = False
+            for j in range(nt):
+                t = t0 + j
+                rest = max(trees[t, 2] - top, 0)
+                if trees[t, 3] != 0:
+                    lopsided = True
+                    rest = min(rest, LOPSIDED_LEVELS)
+                levels = max(levels, rest)
+                _pick(xt, m, t, slot_feature, slot_threshold, slot_nan_right, slot_node, reached,
+                      False, nan)
+                for r in range(m):
+                    node[j * m + r] = reached[r]
+                    rows[j * m + r] = r
+            _walk(xb, rows, node, act, nt * m, levels, lopsided, info, threshold, left, cat,
+                  cat_bounds, cat_words, rule, simple, nan)
+            for j in range(nt):
+                g = trees[t0 + j, 1]
+                for r in range(m):
+                    out[start + r, g] += leaf_value[node[j * m + r]]
+    return out
+
+
+__all__ = ["margins_shallow", "leaves_shallow", "margins_prefixed", "SHALLOW_ROWS", "SHALLOW_MAX_DEPTH"]
