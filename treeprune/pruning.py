@@ -312,9 +312,10 @@ def prune(
     max_psi : float, None or "auto"
         Score stability: only candidates whose score distribution on the judged rows stays within
         this PSI of the original's by one standard error (column ``psi_se`` of the path) are
-        eligible, so that the limit also holds on new rows. An affine scale cannot give a smaller model the
-        original's distribution *shape*, so without it the smallest candidate of an overfit model
-        can shift the scores by a PSI of 0.4 even with ``scale="original"``. ``"auto"`` (default):
+        eligible, so that the limit also holds on new rows. An affine scale cannot give a
+        smaller model the original's distribution *shape*, so without it the smallest candidate
+        of an overfit model can shift the scores by a PSI of 0.4 even with
+        ``scale="original"``. ``"auto"`` (default):
         0.1 (the usual "no significant shift" line) with ``scale="original"``, none otherwise.
     families : sequence of str, optional
         Candidate families to run (default all): ``select``, ``collapse``, ``regrow``,
