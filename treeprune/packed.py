@@ -186,8 +186,8 @@ def pack(ens: Ensemble) -> Packed:
     n_leaves = np.bincount(tree_of_packed[is_leaf], minlength=ens.n_trees)
     lopsided = leaf_depth_sum / np.maximum(n_leaves, 1) < 0.8 * tree_depth
     trees = np.stack([roots, ens.tree_group, tree_depth, lopsided], axis=1).astype(np.int32)
-    shallow, prefix = _shallow(trees.astype(np.int32), info, threshold.astype(dtype), left,
-                               leaf_value.astype(dtype))
+    leaf_value = leaf_value.astype(dtype)
+    shallow, prefix = _shallow(trees, info, threshold, left, leaf_value)
     packed = Packed(
         rule=RULE_XGBOOST if is_xgb else RULE_LIGHTGBM,
         simple=bool(is_xgb and not np.any(cat >= 0)),
@@ -199,7 +199,7 @@ def pack(ens: Ensemble) -> Packed:
         cat=cat,
         cat_bounds=np.ascontiguousarray(ens.cat_bounds, dtype=np.int64),
         cat_words=np.ascontiguousarray(ens.cat_words, dtype=np.uint32),
-        leaf_value=leaf_value.astype(dtype),
+        leaf_value=leaf_value,
         native_id=ens.native_id[order].astype(np.int32),
         node_id=order,
         base_margin=np.asarray(ens.base_margin, dtype=dtype).reshape(-1),
