@@ -62,6 +62,13 @@ class Packed:
     shallow: Shallow | None = None  # trees of depth <= 3 with only the common decision rule
     prefix: Shallow | None = None  # the top 3 levels of deeper trees, likewise
 
+    @property
+    def walk_args(self) -> tuple:
+        """The model's arguments of the walking kernels (``treeprune.kernels.traverse``), in
+        their order, between the rows and the output."""
+        return (self.trees, self.info, self.threshold, self.left, self.cat, self.cat_bounds,
+                self.cat_words, self.leaf_value, self.rule, self.simple)
+
 
 def _full_levels(trees: np.ndarray, info: np.ndarray, threshold: np.ndarray, left: np.ndarray,
                  leaf_value: np.ndarray, depth: int) -> Shallow | None:

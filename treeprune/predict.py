@@ -69,15 +69,14 @@ def margins_packed(p: Packed, X: np.ndarray, n_threads: int | None = None) -> np
                             s.slot_value, s.groups, p.rule, out)
         return out
     X = np.ascontiguousarray(X, dtype=p.dtype)
-    args = (X, p.trees, p.info, p.threshold, p.left, p.cat, p.cat_bounds, p.cat_words,
-            p.leaf_value, p.rule, p.simple, out)
+    args = (X, *p.walk_args, out)
     if X.shape[0] <= SERIAL_ROWS:
         margins_rows(*args)
     elif p.prefix is not None:
         s = p.prefix
         with _threads(n_threads):
             margins_prefixed(X, s.features, s.slot_feature, s.slot_threshold, s.slot_nan_right,
-                             s.slot_leaf, *args[1:])
+                             s.slot_leaf, *p.walk_args, out)
     else:
         with _threads(n_threads):
             margins_blocked(*args)
@@ -125,9 +124,8 @@ def predict_ensemble(ens: Ensemble, X: Any, output: str = "prediction",
     if (output in ("margin", "prediction") and type(X) is np.ndarray and X.ndim == 1
             and X.shape[0] == ens.n_features and X.dtype.kind == "f"):
         # one numpy row: the single-row kernel, as the predictor calls it
-        margin = margin_row(np.ascontiguousarray(X, dtype=np.float64), p.trees, p.info,
-                            p.threshold, p.left, p.cat, p.cat_bounds, p.cat_words, p.leaf_value,
-                            p.rule, p.simple, p.base_margin)
+        margin = margin_row(np.ascontiguousarray(X, dtype=np.float64), *p.walk_args,
+                            p.base_margin)
         if len(p.base_margin) > 1:
             return margin.reshape(1, -1) if output == "margin" else \
                 ens.objective.transform(margin.reshape(1, -1))
@@ -191,8 +189,7 @@ class Predictor:
         p = pack(ens)
         self._p = p
         self._n_features = ens.n_features
-        self._args = (p.trees, p.info, p.threshold, p.left, p.cat, p.cat_bounds, p.cat_words,
-                      p.leaf_value, p.rule, p.simple, p.base_margin)
+        self._args = (*p.walk_args, p.base_margin)
         self._single = len(p.base_margin) == 1
         self._row_shape = (ens.n_features,)
         self._lean = output in ("prediction", "margin", "score")
