@@ -18,6 +18,15 @@ from scipy.stats import rankdata
 APPROVAL_RATES = (0.5, 0.8)
 
 
+def agreement_column(rate: float) -> str:
+    """Name of the decision-agreement column at approval ``rate`` (``agreement_50``)."""
+    return f"agreement_{int(round(rate * 100))}"
+
+
+#: The fidelity columns of a pruning path, in order (:meth:`Reference.columns`).
+FIGURES = ("spearman", *map(agreement_column, APPROVAL_RATES), "psi", "psi_se")
+
+
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation of two score vectors (NaN when either is constant)."""
     if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
@@ -74,7 +83,7 @@ def psi(original: np.ndarray, other: np.ndarray) -> float:
     return float(_psi(original, other, n_bins=10).value)
 
 
-def psi_se(actual: np.ndarray, expected: np.ndarray, log_ratio: np.ndarray, n: int) -> float:
+def psi_se(actual: np.ndarray, expected: np.ndarray, n: int) -> float:
     """Delta-method standard error of a PSI whose ``actual`` bin shares come from ``n`` rows
     (multinomial), the ``expected`` shares held fixed.
 
@@ -85,7 +94,7 @@ def psi_se(actual: np.ndarray, expected: np.ndarray, log_ratio: np.ndarray, n: i
     """
     if n < 2:
         return math.nan
-    grad = log_ratio + 1.0 - expected / actual  # d PSI / d actual_i
+    grad = np.log(actual / expected) + 1.0 - expected / actual  # d PSI / d actual_i
     mean = float(np.sum(actual * grad))
     var = (float(np.sum(actual * grad * grad)) - mean * mean) / n
     return math.sqrt(max(var, 0.0))
@@ -127,11 +136,10 @@ class Reference:
             out = {"spearman": float(np.corrcoef(self.rank, rankdata(other))[0, 1])}
         for rate in APPROVAL_RATES:
             same = approved(other, rate) == self.approved[rate]
-            out[f"agreement_{int(round(rate * 100))}"] = float(np.mean(same))
+            out[agreement_column(rate)] = float(np.mean(same))
         counts = np.bincount(np.searchsorted(self.inner, other, side="left"),
                              minlength=len(self.inner) + 1)
         actual = np.where(counts == 0, self.eps, counts / max(n, 1))
-        log_ratio = np.log(actual / self.expected)
-        out["psi"] = float(np.sum((actual - self.expected) * log_ratio))
-        out["psi_se"] = psi_se(actual, self.expected, log_ratio, n)
+        out["psi"] = float(np.sum((actual - self.expected) * np.log(actual / self.expected)))
+        out["psi_se"] = psi_se(actual, self.expected, n)
         return out

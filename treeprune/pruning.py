@@ -688,9 +688,8 @@ class _Judge:
     def row(self, key: tuple, fold_sizes: np.ndarray, metric_fit: float, margin: np.ndarray
             ) -> dict[str, Any]:
         family, a, b, refit = key
-        figures = self.fidelity.columns(margin) if self.fidelity is not None else {
-            "spearman": math.nan, "agreement_50": math.nan, "agreement_80": math.nan,
-            "psi": math.nan, "psi_se": math.nan}
+        figures = self.fidelity.columns(margin) if self.fidelity is not None else \
+            dict.fromkeys(_fidelity.FIGURES, math.nan)
         if self.paired is not None:  # one ranking gives both
             score, se = self.paired(margin)
             if self.metric == "gini":
