@@ -15,7 +15,8 @@ Sections (``--sections``, default all but ``scaling``):
 ``treeprune.prune(model, X_prune, y_prune, tolerance=T, random_state=0)`` (every candidate family,
 the default stopping rule; the note gives the chosen family and the confirm-row estimate; the
 same prune with ``scale="original"``, whose PSI limit can choose another model, gives the columns
-``scaled_leaves``, ``scaled_auc`` and ``psi_scaled``, its test PSI against the original); baselines matched to each treeprune size (``@T``):
+``scaled_leaves``, ``scaled_auc`` and ``psi_scaled``, its test PSI against the original);
+baselines matched to each treeprune size (``@T``):
 ``truncate``, ``truncate+refresh`` (XGBoost) / ``truncate+refit d=D`` (LightGBM), ``xgb prune
 updater``, ``ISLE L1``, ``retrain small`` (XGBoost from scratch on the train part, depth 1-4 x eta
 0.1/0.3, leaf-matched, best prune-part AUC), ``retrain depth 3 early-stopped`` (the issue's

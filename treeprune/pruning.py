@@ -315,8 +315,8 @@ def prune(
         eligible, so that the limit also holds on new rows. An affine scale cannot give a
         smaller model the original's distribution *shape*, so without it the smallest candidate
         of an overfit model can shift the scores by a PSI of 0.4 even with
-        ``scale="original"``. ``"auto"`` (default):
-        0.1 (the usual "no significant shift" line) with ``scale="original"``, none otherwise.
+        ``scale="original"``. ``"auto"`` (default): 0.1 (the usual "no significant shift" line)
+        with ``scale="original"``, none otherwise.
     families : sequence of str, optional
         Candidate families to run (default all): ``select``, ``collapse``, ``regrow``,
         ``distill``, ``distill+regrow``.

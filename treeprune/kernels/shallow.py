@@ -231,4 +231,5 @@ def margins_prefixed(X, features, slot_feature, slot_threshold, slot_nan_right, 
     return out
 
 
-__all__ = ["margins_shallow", "leaves_shallow", "margins_prefixed", "SHALLOW_ROWS", "SHALLOW_MAX_DEPTH"]
+__all__ = ["margins_shallow", "leaves_shallow", "margins_prefixed", "SHALLOW_ROWS",
+           "SHALLOW_MAX_DEPTH"]
