@@ -355,3 +355,44 @@ def test_selection_z_stays_finite_far_in_the_tail():
     zs = [_stopping.selection_z(z, 5) for z in (8.0, 30.0, 39.0, 40.0, 50.0, 1e3)]
     assert all(np.isfinite(zs)) and all(b > a for a, b in zip(zs, zs[1:], strict=False))
     assert zs[-2] > 50.0
+
+
+@pytest.mark.parametrize("fidelity", [True, False])
+def test_fidelity_collapses_chain_from_the_refitted_larger_collapse(fidelity, data, xgb_model):
+    from treeprune import _candidates
+    from treeprune.passes import datadriven
+
+    X, y = data["prune"]
+    base = tp.load(xgb_model)
+    target = base.predict(X, output="margin")
+    rows = _candidates.FitRows(X=X, y=target if fidelity else y.astype(float), w=None,
+                               target=target, labels=None if fidelity else y)
+    fam = _candidates.Families(base, fidelity=fidelity, families=("select", "collapse"),
+                               max_leaves=None, max_trees=None, l2=10.0, n_rounds=5,
+                               device="cpu", max_selected=16, random_state=0)
+    found = dict(fam.generate(rows))
+    k = 16
+    half, quarter = found[("collapse", k, 0.5, True)], found[("collapse", k, 0.25, False)]
+    fit_form = fam._fit_form
+    start = half if fidelity else found[("select", k, 1.0, False)]
+    expected = datadriven.collapse_by_data(fit_form(start), X, rows.y, quarter.n_leaves,
+                                           l2=10.0)
+    np.testing.assert_array_equal(expected.predict(X, output="margin"),
+                                  quarter.predict(X, output="margin"))
+    if fidelity:
+        # under a leaf budget the steps above it still lead the way down to it
+        budget = (half.n_leaves + quarter.n_leaves) // 2
+        fam.max_leaves = budget
+        within = dict(fam.generate(rows))
+        assert max(c.n_leaves for c in within.values()) <= budget
+        np.testing.assert_array_equal(
+            datadriven.collapse_by_data(fit_form(half), X, rows.y, budget, l2=10.0)
+            .predict(X, output="margin"),
+            within[("collapse", k, "budget", False)].predict(X, output="margin"))
+        fam.max_leaves = None
+    # rebuilding one configuration alone (as the final fit does) gives the same candidate
+    key = ("collapse", k, 0.125, True)
+    (again_key, again), = list(fam.generate(rows, only=key))
+    assert again_key == key
+    np.testing.assert_array_equal(again.predict(X, output="margin"),
+                                  found[key].predict(X, output="margin"))
