@@ -6,6 +6,7 @@ Built once per Ensemble (cached on it) from the flat node arrays; the kernels re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -26,8 +27,9 @@ from ._rules import (
 )
 from .ensemble import Ensemble
 from .errors import UnsupportedModelError
+from .kernels.lanes import build_row_layout, margin_row_lanes
 from .kernels.shallow import SHALLOW_MAX_DEPTH
-from .kernels.traverse import pack_breadth_first
+from .kernels.traverse import margin_row, pack_breadth_first
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,19 @@ class Shallow:
     slot_value: np.ndarray  # dtype (n_trees, 2**D): leaf values
     slot_leaf: np.ndarray  # int32 (n_trees, 2**D): packed leaf ids
     groups: np.ndarray  # int32 (n_trees,)
+
+
+@dataclass(frozen=True)
+class RowLayout:
+    """The nodes laid out for one row at a time (:mod:`treeprune.kernels.lanes`)."""
+
+    nodes: np.ndarray  # ROW_RECORD per node, depth first per tree, plus a dummy record
+    values: np.ndarray  # dtype: leaf value per record (0 on splits)
+    cat: np.ndarray  # int32 per record: index into cat_bounds
+    packed: np.ndarray  # int32 per record: packed node id
+    starts: np.ndarray  # uint32: the roots the lanes walk from, padded with the dummy
+    n_starts: int
+    stop_roots: np.ndarray  # uint32: roots that are leaves or need the full rule
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,35 @@ class Packed:
         their order, between the rows and the output."""
         return (self.trees, self.info, self.threshold, self.left, self.cat, self.cat_bounds,
                 self.cat_words, self.leaf_value, self.rule, self.simple)
+
+    @cached_property
+    def row(self) -> RowLayout:
+        """The single-row layout, built on first use (a model predicted only in batches never
+        pays for it)."""
+        nodes, values, cat, packed, starts, n_starts, stop_roots = build_row_layout(
+            np.ascontiguousarray(self.trees[:, 0]), self.info, self.threshold, self.left,
+            self.leaf_value, self.cat, self.cat_bounds, self.cat_words, self.rule)
+        return RowLayout(nodes, values, cat, packed, starts, int(n_starts), stop_roots)
+
+    @cached_property
+    def single_row(self) -> tuple:
+        """``(kernel, args)``: ``kernel(row, *args)`` returns the float64 margins (n_groups,) of
+        one float64 row. Models with lopsided (leaf-wise) trees take the interleaved lanes
+        (:func:`treeprune.kernels.lanes.margin_row_lanes`), whose walks end at their own
+        leaves; balanced trees walk faster all in lock step to their fixed depth
+        (:func:`treeprune.kernels.traverse.margin_row`). Both give the same margins, bit for
+        bit."""
+        if np.any(self.trees[:, 3]):
+            return margin_row_lanes, (*self.row_args, self.base_margin)
+        return margin_row, (*self.walk_args, self.base_margin)
+
+    @cached_property
+    def row_args(self) -> tuple:
+        """The model's arguments of :func:`treeprune.kernels.lanes.margin_row_lanes`, between
+        the row and the base margin."""
+        r = self.row
+        return (r.nodes, r.values, r.cat, self.cat_bounds, self.cat_words, r.starts, r.n_starts,
+                r.stop_roots, np.ascontiguousarray(self.trees[:, 1]), self.rule)
 
 
 def _full_levels(trees: np.ndarray, info: np.ndarray, threshold: np.ndarray, left: np.ndarray,
@@ -217,4 +261,4 @@ def pack(ens: Ensemble) -> Packed:
     return packed
 
 
-__all__ = ["Packed", "Shallow", "pack"]
+__all__ = ["Packed", "RowLayout", "Shallow", "pack"]

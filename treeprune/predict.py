@@ -19,7 +19,7 @@ from .data import to_matrix
 from .ensemble import Ensemble
 from .errors import DataError
 from .kernels.shallow import leaves_shallow, margins_prefixed, margins_shallow
-from .kernels.traverse import leaves_blocked, margin_row, margins_blocked, margins_rows
+from .kernels.traverse import leaves_blocked, margins_blocked, margins_rows
 from .packed import Packed, pack
 
 OUTPUTS = ("prediction", "margin", "leaf", "per_tree", "score", "contrib")
@@ -124,8 +124,8 @@ def predict_ensemble(ens: Ensemble, X: Any, output: str = "prediction",
     if (output in ("margin", "prediction") and type(X) is np.ndarray and X.ndim == 1
             and X.shape[0] == ens.n_features and X.dtype.kind == "f"):
         # one numpy row: the single-row kernel, as the predictor calls it
-        margin = margin_row(np.ascontiguousarray(X, dtype=np.float64), *p.walk_args,
-                            p.base_margin)
+        kernel, args = p.single_row
+        margin = kernel(np.ascontiguousarray(X, dtype=np.float64), *args)
         if len(p.base_margin) > 1:
             return margin.reshape(1, -1) if output == "margin" else \
                 ens.objective.transform(margin.reshape(1, -1))
@@ -189,7 +189,7 @@ class Predictor:
         p = pack(ens)
         self._p = p
         self._n_features = ens.n_features
-        self._args = (*p.walk_args, p.base_margin)
+        self._kernel, self._args = p.single_row
         self._single = len(p.base_margin) == 1
         self._row_shape = (ens.n_features,)
         self._lean = output in ("prediction", "margin", "score")
@@ -244,7 +244,7 @@ class Predictor:
                 if X.dtype.kind != "f":
                     return self._general(X)
                 X = np.ascontiguousarray(X, dtype=np.float64)
-            margin = self._row(X) if self._row is not None else margin_row(X, *self._args)
+            margin = self._row(X) if self._row is not None else self._kernel(X, *self._args)
             if not self._single:
                 margin = margin.reshape(1, -1)
             return margin if self._finish_row is None else self._finish_row(margin)

@@ -1,0 +1,135 @@
+"""The single-row kernel (interleaved lanes over a depth-first layout), exact against the native
+libraries and bit for bit against the lock-step walk.
+
+The lanes decide numerical and categorical splits (bitsets up to 64 categories) in one
+branch-free step and stop at the splits that need the full rule (LightGBM's zero-as-missing,
+category bitsets wider than 64 bits), which are decided after the lanes; lanes are refilled as
+walks end, so these cases cover deep lopsided trees, fewer trees than lanes, trees that are a
+single leaf, NaN, zeros and tiny values, odd category codes, and multiclass models.
+"""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+from lgb_models import LgbSpec, stress_rows, train
+from xgb_models import XGBSpec, dmatrix, make_model
+
+import treeprune as tp
+from treeprune.kernels.lanes import LANES, leaf_records, margin_row_lanes
+from treeprune.kernels.traverse import margin_row
+from treeprune.packed import pack
+
+
+def _check_rows(ens, X, native_margin, native_leaf, n_rows=400):
+    """Every row: lanes margins == lock-step margins (bit for bit), == native within 1e-5, and
+    the lanes' leaves == native pred_leaf."""
+    p = pack(ens)
+    r = p.row
+    X = np.ascontiguousarray(X[:n_rows], dtype=np.float64)
+    n_trees = len(p.trees)
+    got = []
+    for x in X:
+        lanes = margin_row_lanes(x, *p.row_args, p.base_margin)
+        np.testing.assert_array_equal(lanes, margin_row(x, *p.walk_args, p.base_margin))
+        got.append(lanes)
+    got = np.array(got)
+    np.testing.assert_allclose(got.reshape(native_margin[:n_rows].shape), native_margin[:n_rows],
+                               rtol=0, atol=1e-5)
+    leaves = np.array([
+        p.native_id[r.packed[leaf_records(x, r.nodes, r.cat, p.cat_bounds, p.cat_words, r.starts,
+                                          r.n_starts, r.stop_roots, p.rule, r.values,
+                                          np.empty(n_trees, np.uint32))]]
+        for x in X])
+    np.testing.assert_array_equal(leaves, native_leaf[:n_rows])
+
+
+LGB_SPECS = [
+    # deep leaf-wise trees with categorical bitsets and many NaN
+    LgbSpec("binary", n_cat=2, num_leaves=63, n_trees=21, n_rows=2000, nan_frac=0.2,
+            params=(("min_data_in_leaf", 2), ("min_sum_hessian_in_leaf", 0.0))),
+    # zero as missing: splits the lanes stop at
+    LgbSpec("binary", n_cat=1, missing="zero", zero_frac=0.3, num_leaves=31, n_trees=12,
+            n_rows=1200),
+    LgbSpec("binary", missing="none", num_leaves=31, n_trees=9, n_rows=800),
+    LgbSpec("multiclass", n_classes=3, n_cat=2, num_leaves=31, n_trees=7, n_rows=900),
+    # fewer trees than lanes; stumps (every walk ends after one split)
+    LgbSpec("binary", n_cat=2, num_leaves=15, n_trees=LANES - 3, n_rows=600),
+    LgbSpec("binary", num_leaves=2, n_trees=11),
+]
+
+
+@pytest.mark.parametrize("spec", LGB_SPECS, ids=lambda s: s.id)
+def test_lightgbm_lanes_match_native(spec):
+    booster, Xe = train(spec)
+    X = np.asarray(stress_rows(booster, Xe, spec.n_features), dtype=np.float64)
+    # rows with odd values first: the stress rows are appended after the plain ones
+    X = np.concatenate([X[300:], X[:300]])
+    ens = tp.load(booster)
+    _check_rows(ens, X, booster.predict(X, raw_score=True), booster.predict(X, pred_leaf=True),
+                n_rows=len(X))
+
+
+def test_lightgbm_wide_category_bitsets_stop_the_lanes():
+    # 150 categories, the label driven by the code's parity: bitsets reach past 64 categories
+    rng = np.random.default_rng(5)
+    n = 4000
+    code = rng.integers(0, 150, n).astype(np.float64)
+    num = rng.normal(size=n)
+    y = ((code % 2 == 0) ^ (num > 0.8)).astype(np.float64)
+    X = np.column_stack([code, num])
+    X[rng.random(n) < 0.05, 0] = np.nan
+    booster = lgb.train({"objective": "binary", "num_leaves": 15, "verbose": -1,
+                         "num_threads": 1, "max_cat_threshold": 128, "min_data_per_group": 5,
+                         "cat_smooth": 1.0, "max_cat_to_onehot": 2},
+                        lgb.Dataset(X, y, categorical_feature=[0]), 12)
+    ens = tp.load(booster)
+    p = pack(ens)
+    wide = np.diff(p.cat_bounds) > 2
+    assert wide.any()  # the case under test: bitsets of more than 64 categories
+    Xt = np.concatenate([X[:300], [[c, 0.1] for c in (63.0, 64.0, 65.0, 127.9, 149.0, 300.0,
+                                                        -0.5, -1.0, np.nan, 2.0**31)]])
+    _check_rows(ens, Xt, booster.predict(Xt, raw_score=True),
+                booster.predict(Xt, pred_leaf=True), n_rows=len(Xt))
+
+
+XGB_SPECS = [
+    # lossguide: lopsided trees of mixed depths
+    XGBSpec(n_trees=13, max_depth=0, nan_rate=0.2, seed=3,
+            extra={"grow_policy": "lossguide", "max_leaves": 24}),
+    XGBSpec(n_cat=2, n_num=3, n_levels=40, n_trees=11, max_depth=5, seed=7),
+    # categories past 64: partition splits with wide bitsets
+    XGBSpec(n_cat=1, n_num=3, n_levels=100, n_trees=9, max_depth=4, n_rows=3000, seed=17),
+    XGBSpec(objective="multi:softprob", n_cat=1, n_num=4, n_trees=6, max_depth=3, seed=8),
+]
+
+
+@pytest.mark.parametrize("spec", XGB_SPECS, ids=lambda s: s.id)
+def test_xgboost_lanes_match_native(spec):
+    booster, X, _ = make_model(spec)
+    rng = np.random.default_rng(1)
+    odd = X[rng.integers(len(X), size=40)].copy()
+    for j in range(spec.n_cat):
+        odd[:20, j] = rng.choice([-1.0, -0.5, 0.5, 63.0, 64.0, 65.5, 99.0, 2.0**24, np.nan], 20)
+    X = np.concatenate([odd, X])
+    dm = dmatrix(spec, X)
+    ens = tp.load(booster)
+    _check_rows(ens, X, booster.predict(dm, output_margin=True),
+                booster.predict(dm, pred_leaf=True))
+
+
+def test_single_row_paths_take_the_lanes_for_lopsided_models():
+    booster, Xe = train(LGB_SPECS[0])
+    X = np.asarray(stress_rows(booster, Xe, 5), dtype=np.float64)[:200]
+    ens = tp.load(booster)
+    kernel, _ = pack(ens).single_row
+    assert kernel is margin_row_lanes
+    batch = ens.predict(X, output="margin")
+    f = ens.predictor("margin")
+    for i, x in enumerate(X):
+        assert ens.predict(x, output="margin")[0] == batch[i]
+        assert f(x)[0] == batch[i]
+    # balanced trees stay on the lock-step walk
+    balanced = tp.load(make_model(XGBSpec(n_trees=5, max_depth=3))[0])
+    assert pack(balanced).single_row[0] is margin_row
