@@ -39,7 +39,7 @@ def _check_rows(ens, X, native_margin, native_leaf, n_rows=400):
                                rtol=0, atol=1e-5)
     leaves = np.array([
         p.native_id[r.packed[leaf_records(x, r.nodes, r.cat, p.cat_bounds, p.cat_words, r.starts,
-                                          r.n_starts, r.stop_roots, p.rule, r.values,
+                                          r.n_starts, r.stop_roots, p.rule, p.base_margin,
                                           np.empty(n_trees, np.uint32))]]
         for x in X])
     np.testing.assert_array_equal(leaves, native_leaf[:n_rows])

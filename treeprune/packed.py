@@ -50,7 +50,6 @@ class RowLayout:
     """The nodes laid out for one row at a time (:mod:`treeprune.kernels.lanes`)."""
 
     nodes: np.ndarray  # ROW_RECORD per node, depth first per tree, plus a dummy record
-    values: np.ndarray  # dtype: leaf value per record (0 on splits)
     cat: np.ndarray  # int32 per record: index into cat_bounds
     packed: np.ndarray  # int32 per record: packed node id
     starts: np.ndarray  # uint32: the roots the lanes walk from, padded with the dummy
@@ -88,10 +87,10 @@ class Packed:
     def row(self) -> RowLayout:
         """The single-row layout, built on first use (a model predicted only in batches never
         pays for it)."""
-        nodes, values, cat, packed, starts, n_starts, stop_roots = build_row_layout(
+        nodes, cat, packed, starts, n_starts, stop_roots = build_row_layout(
             np.ascontiguousarray(self.trees[:, 0]), self.info, self.threshold, self.left,
             self.leaf_value, self.cat, self.cat_bounds, self.cat_words, self.rule)
-        return RowLayout(nodes, values, cat, packed, starts, int(n_starts), stop_roots)
+        return RowLayout(nodes, cat, packed, starts, int(n_starts), stop_roots)
 
     @cached_property
     def single_row(self) -> tuple:
@@ -110,7 +109,7 @@ class Packed:
         """The model's arguments of :func:`treeprune.kernels.lanes.margin_row_lanes`, between
         the row and the base margin."""
         r = self.row
-        return (r.nodes, r.values, r.cat, self.cat_bounds, self.cat_words, r.starts, r.n_starts,
+        return (r.nodes, r.cat, self.cat_bounds, self.cat_words, r.starts, r.n_starts,
                 r.stop_roots, np.ascontiguousarray(self.trees[:, 1]), self.rule)
 
 

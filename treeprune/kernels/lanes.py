@@ -18,9 +18,9 @@ full rule (LightGBM's zero-as-missing, ``<=`` kept as is, category bitsets wider
 end a lane's walk like a leaf and are decided after the lanes, by the same rule as every other
 kernel (``treeprune.kernels.device.go_right``).
 
-Leaf records hold the tree index (in the right-child slot); the leaves found are written per
-tree and their values added in model order, as the other kernels add them, so the margins are
-bit for bit the batch kernels' margins.
+Leaf records hold the leaf value and the tree index; the values found are written per tree
+and added in model order, as the other kernels add them, so the margins are bit for bit the
+batch kernels' margins.
 """
 
 from __future__ import annotations
@@ -176,8 +176,9 @@ def build_row_layout(roots, info, threshold, left, leaf_value, cat, cat_bounds, 
                      rule):
     """The single-row layout of a packed model (``treeprune.packed``): per tree, depth first.
 
-    Returns ``nodes`` (``ROW_RECORD``, one per node plus a dummy record at the end),
-    ``leaf_value`` and ``cat`` per record, ``packed`` (record -> packed node id), ``starts``
+    Returns ``nodes`` (``ROW_RECORD``, one per node plus a dummy record at the end; a leaf
+    record holds its value and its tree), ``cat`` per record, ``packed`` (record -> packed node
+    id), ``starts``
     (the roots the lanes walk from, padded with the dummy), their number, and ``stop_roots``
     (roots that are leaves or splits the lanes do not decide).
     """
@@ -212,7 +213,6 @@ def build_row_layout(roots, info, threshold, left, leaf_value, cat, cat_bounds, 
                 if cat_words[word] != 0:
                     stop[nd] = True
     nodes = np.zeros(pos + 1, ROW_RECORD)
-    values = np.zeros(pos + 1, leaf_value.dtype)
     cat_rec = np.full(pos + 1, -1, np.int32)
     packed = np.full(pos + 1, -1, np.int32)
     tree = 0
@@ -226,7 +226,7 @@ def build_row_layout(roots, info, threshold, left, leaf_value, cat, cat_bounds, 
         if w & _PACKED_LEAF:
             nodes[i].info = LEAF_INFO
             nodes[i].right = tree
-            values[i] = leaf_value[nd]
+            nodes[i].thr = leaf_value[nd]  # exact: float32 values widen to float64 exactly
             continue
         nodes[i].thr = threshold[nd]
         if w & _CAT:
@@ -257,15 +257,14 @@ def build_row_layout(roots, info, threshold, left, leaf_value, cat, cat_bounds, 
         else:
             starts[n_starts] = record[roots[t]]
             n_starts += 1
-    return nodes, values, cat_rec, packed, starts, n_starts, stop_roots[:n_stop]
+    return nodes, cat_rec, packed, starts, n_starts, stop_roots[:n_stop]
 
 
-@njit(nogil=True, cache=True)
-def leaf_records(x, nodes, cat, cat_bounds, cat_words, starts, n_starts, stop_roots, rule,
-                 dtype_like, out):
-    """The leaf record each tree sends the row ``x`` (float64, n_features) to, into ``out``
-    (n_trees,). The row is read as the source library reads it: in ``dtype_like``'s precision
-    (float32 for XGBoost), LightGBM's tiny values made 0.0."""
+@njit(inline="always", cache=True)
+def _walk_row(x, nodes, starts, n_starts, rule, dtype_like, n_trees):
+    """Read the row ``x`` (float64, n_features) as the source library reads it (in
+    ``dtype_like``'s precision: float32 for XGBoost; LightGBM's tiny values made 0.0) and walk
+    the lanes. Returns the row as read and the nodes where the walks ended (``n_starts``)."""
     nf = x.shape[0]
     xd = np.empty(nf, dtype_like.dtype)
     xd[:] = x
@@ -285,13 +284,22 @@ def leaf_records(x, nodes, cat, cat_bounds, cat_words, starts, n_starts, stop_ro
             cm[j] = np.uint64(1) << np.uint64(np.int64(v))
         elif rule == RULE_LIGHTGBM and v > -1.0 and v < 0.0:
             cm[j] = np.uint64(1)  # (-1, 0) truncates to category 0
-    done = np.empty(out.shape[0] + LANES + 1, np.uint32)
+    done = np.empty(n_trees + LANES + 1, np.uint32)
     if nan:
-        cnt = _lanes(nodes, xr, cm, starts, n_starts, done, True)
+        _lanes(nodes, xr, cm, starts, n_starts, done, True)
     else:
-        cnt = _lanes(nodes, xr, cm, starts, n_starts, done, False)
-    for i in range(cnt + stop_roots.shape[0]):
-        nd = done[i] if i < cnt else stop_roots[i - cnt]
+        _lanes(nodes, xr, cm, starts, n_starts, done, False)
+    return xr, done
+
+
+@njit(nogil=True, cache=True)
+def leaf_records(x, nodes, cat, cat_bounds, cat_words, starts, n_starts, stop_roots, rule,
+                 dtype_like, out):
+    """The leaf record each tree sends the row ``x`` (float64, n_features) to, into ``out``
+    (n_trees,). The row is read in ``dtype_like``'s precision (the model's)."""
+    xr, done = _walk_row(x, nodes, starts, n_starts, rule, dtype_like, out.shape[0])
+    for i in range(n_starts + stop_roots.shape[0]):
+        nd = done[i] if i < n_starts else stop_roots[i - n_starts]
         while nodes[nd].info != LEAF_INFO:
             # a split the lanes stop at: the full rule, then on to the leaf alone (rare)
             w = nodes[nd].info
@@ -303,24 +311,34 @@ def leaf_records(x, nodes, cat, cat_bounds, cat_words, starts, n_starts, stop_ro
 
 
 @njit(nogil=True, cache=True)
-def margin_row_lanes(x, nodes, values, cat, cat_bounds, cat_words, starts, n_starts, stop_roots,
-                     groups, rule, base_margin):
+def margin_row_lanes(x, nodes, cat, cat_bounds, cat_words, starts, n_starts, stop_roots, groups,
+                     rule, base_margin):
     """Margins of the single row ``x`` as a new float64 array (n_groups,): ``base_margin`` plus
-    every tree's leaf value, added in model order in ``values``' dtype (the source's
+    every tree's leaf value, added in model order in ``base_margin``'s dtype (the source's
     precision), as the batch kernels add them."""
     n_trees = groups.shape[0]
-    leaf = leaf_records(x, nodes, cat, cat_bounds, cat_words, starts, n_starts, stop_roots, rule,
-                        values, np.empty(n_trees, np.uint32))
+    xr, done = _walk_row(x, nodes, starts, n_starts, rule, base_margin, n_trees)
+    # each tree's value in its slot (the leaf record holds value and tree), then the sum in order
+    value = np.empty(n_trees, base_margin.dtype)
+    for i in range(n_starts + stop_roots.shape[0]):
+        nd = done[i] if i < n_starts else stop_roots[i - n_starts]
+        while nodes[nd].info != LEAF_INFO:
+            # as in leaf_records
+            w = nodes[nd].info
+            right = _go_right_slow(xr[w & _MASK], nodes[nd].thr, np.int32(w >> FEATURE_BITS),
+                                   cat[nd], cat_bounds, cat_words, rule)
+            nd = nodes[nd].right if right else nd + _U1
+        value[nodes[nd].right] = nodes[nd].thr
     acc = base_margin.copy()
     if acc.shape[0] == 1:
         # one output: a scalar sum (an array element would be stored and reloaded each time)
         s = acc[0]
         for t in range(n_trees):
-            s += values[leaf[t]]
+            s += value[t]
         acc[0] = s
     else:
         for t in range(n_trees):
-            acc[groups[t]] += values[leaf[t]]
+            acc[groups[t]] += value[t]
     return acc.astype(np.float64)
 
 
