@@ -140,6 +140,8 @@ def test_deeper_balanced_trees_take_their_top_levels_straight(spec):
     got = ens.predict(X, output="margin").reshape(len(X), -1)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
     np.testing.assert_array_equal(got, _walk_margins(ens, X))
+    # leaves the same way (the top levels straight), equal to native pred_leaf
+    _leaves_match(ens, X, booster.predict(dmatrix(spec, X), pred_leaf=True))
 
 
 def test_deep_lopsided_lightgbm_trees_take_their_top_levels_straight():
@@ -155,6 +157,7 @@ def test_deep_lopsided_lightgbm_trees_take_their_top_levels_straight():
     got = ens.predict(X, output="margin")
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
     np.testing.assert_array_equal(got, _walk_margins(ens, X)[:, 0])
+    _leaves_match(ens, X, booster.predict(X, pred_leaf=True))
 
 
 def test_models_the_shallow_kernel_does_not_take():

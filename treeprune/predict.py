@@ -18,7 +18,7 @@ import numpy as np
 from .data import to_matrix
 from .ensemble import Ensemble
 from .errors import DataError
-from .kernels.shallow import leaves_shallow, margins_prefixed, margins_shallow
+from .kernels.shallow import leaves_prefixed, leaves_shallow, margins_prefixed, margins_shallow
 from .kernels.traverse import leaves_blocked, margins_blocked, margins_rows
 from .packed import Packed, pack
 
@@ -99,6 +99,14 @@ def leaves_packed(p: Packed, X: np.ndarray, n_threads: int | None = None) -> np.
         with _threads(n_threads):
             leaves_shallow(X, s.features, s.slot_feature, s.slot_threshold, s.slot_nan_right,
                            s.slot_leaf, p.rule, out)
+        return out
+    if p.prefix is not None:
+        # deeper trees: the top levels as straight-line code, as margins_packed takes them
+        s = p.prefix
+        with _threads(n_threads):
+            leaves_prefixed(X, s.features, s.slot_feature, s.slot_threshold, s.slot_nan_right,
+                            s.slot_leaf, p.trees, p.info, p.threshold, p.left, p.cat,
+                            p.cat_bounds, p.cat_words, p.rule, p.simple, out)
         return out
     with _threads(n_threads):
         leaves_blocked(X, p.trees, p.info, p.threshold, p.left, p.cat, p.cat_bounds,

@@ -180,6 +180,33 @@ def leaves_shallow(X, features, slot_feature, slot_threshold, slot_nan_right, sl
     return out
 
 
+@njit(nogil=True, cache=True)
+def _walk_prefixed(xt, xb, m, nan, t0, nt, top, slot_feature, slot_threshold, slot_nan_right,
+                   slot_node, trees, info, threshold, left, cat, cat_bounds, cat_words, rule,
+                   simple, node, act, rows, reached):
+    """Leaves of the ``m`` rows of a block in trees ``t0:t0 + nt``, into ``node`` (lane
+    ``j * m + r`` is row ``r`` in tree ``t0 + j``): the top ``top`` levels by the straight-line
+    code (``xt``: the block feature-major), the rest walked (``xb``: the block as the walks
+    read it)."""
+    # steps left without a leaf test, as traverse._plan counts them from the root
+    levels = 0
+    lopsided = False
+    for j in range(nt):
+        t = t0 + j
+        rest = max(trees[t, 2] - top, 0)
+        if trees[t, 3] != 0:
+            lopsided = True
+            rest = min(rest, LOPSIDED_LEVELS)
+        levels = max(levels, rest)
+        _pick(xt, m, t, slot_feature, slot_threshold, slot_nan_right, slot_node, reached, False,
+              nan)
+        for r in range(m):
+            node[j * m + r] = reached[r]
+            rows[j * m + r] = r
+    _walk(xb, rows, node, act, nt * m, levels, lopsided, info, threshold, left, cat, cat_bounds,
+          cat_words, rule, simple, nan)
+
+
 @njit(parallel=True, nogil=True, cache=True)
 def margins_prefixed(X, features, slot_feature, slot_threshold, slot_nan_right, slot_node, trees,
                      info, threshold, left, cat, cat_bounds, cat_words, leaf_value, rule, simple,
@@ -207,23 +234,9 @@ def margins_prefixed(X, features, slot_feature, slot_threshold, slot_nan_right, 
         reached = np.empty(BLOCK_ROWS, dtype=np.int32)
         for t0 in range(0, n_trees, BLOCK_TREES):
             nt = min(BLOCK_TREES, n_trees - t0)
-            # steps left without a leaf test, as traverse._plan counts them from the root
-            levels = 0
-            lopsided = False
-            for j in range(nt):
-                t = t0 + j
-                rest = max(trees[t, 2] - top, 0)
-                if trees[t, 3] != 0:
-                    lopsided = True
-                    rest = min(rest, LOPSIDED_LEVELS)
-                levels = max(levels, rest)
-                _pick(xt, m, t, slot_feature, slot_threshold, slot_nan_right, slot_node, reached,
-                      False, nan)
-                for r in range(m):
-                    node[j * m + r] = reached[r]
-                    rows[j * m + r] = r
-            _walk(xb, rows, node, act, nt * m, levels, lopsided, info, threshold, left, cat,
-                  cat_bounds, cat_words, rule, simple, nan)
+            _walk_prefixed(xt, xb, m, nan, t0, nt, top, slot_feature, slot_threshold,
+                           slot_nan_right, slot_node, trees, info, threshold, left, cat,
+                           cat_bounds, cat_words, rule, simple, node, act, rows, reached)
             for j in range(nt):
                 g = trees[t0 + j, 1]
                 for r in range(m):
@@ -231,5 +244,37 @@ def margins_prefixed(X, features, slot_feature, slot_threshold, slot_nan_right, 
     return out
 
 
-__all__ = ["margins_shallow", "leaves_shallow", "margins_prefixed", "SHALLOW_ROWS",
-           "SHALLOW_MAX_DEPTH"]
+@njit(parallel=True, nogil=True, cache=True)
+def leaves_prefixed(X, features, slot_feature, slot_threshold, slot_nan_right, slot_node, trees,
+                    info, threshold, left, cat, cat_bounds, cat_words, rule, simple, out):
+    """:func:`treeprune.kernels.traverse.leaves_blocked` the way :func:`margins_prefixed`
+    walks: packed id of the leaf each row reaches in each tree, into ``out`` (n_rows,
+    n_trees)."""
+    n_rows = X.shape[0]
+    n_trees = trees.shape[0]
+    top = 2 if slot_feature.shape[1] == 3 else 3
+    n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
+    for b in prange(n_blocks):
+        start = b * BLOCK_ROWS
+        m = min(BLOCK_ROWS, n_rows - start)
+        xt = np.empty((features.shape[0], BLOCK_ROWS), dtype=slot_threshold.dtype)
+        nan = _read_block_t(X, start, m, features, rule, xt)
+        xb = _read_block(X, start, m, rule, threshold.dtype)
+        lanes = BLOCK_ROWS * BLOCK_TREES
+        node = np.empty(lanes, dtype=np.uint32)
+        act = np.empty(lanes, dtype=np.uint32)
+        rows = np.empty(lanes, dtype=np.uint32)
+        reached = np.empty(BLOCK_ROWS, dtype=np.int32)
+        for t0 in range(0, n_trees, BLOCK_TREES):
+            nt = min(BLOCK_TREES, n_trees - t0)
+            _walk_prefixed(xt, xb, m, nan, t0, nt, top, slot_feature, slot_threshold,
+                           slot_nan_right, slot_node, trees, info, threshold, left, cat,
+                           cat_bounds, cat_words, rule, simple, node, act, rows, reached)
+            for j in range(nt):
+                for r in range(m):
+                    out[start + r, t0 + j] = node[j * m + r]
+    return out
+
+
+__all__ = ["margins_shallow", "leaves_shallow", "margins_prefixed", "leaves_prefixed",
+           "SHALLOW_ROWS", "SHALLOW_MAX_DEPTH"]
