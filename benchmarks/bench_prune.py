@@ -21,7 +21,8 @@ baselines matched to each treeprune size (``@T``):
 updater``, ``ISLE L1``, ``retrain small`` (XGBoost from scratch on the train part, depth 1-4 x eta
 0.1/0.3, leaf-matched, best prune-part AUC), ``retrain depth 3 early-stopped`` (the issue's
 baseline: depth 3, eta 0.1, early-stopped on 20% of the train part, cut to the leaf count) and, for
-reference only, ``retrain small (prune rows)`` on treeprune's own fit rows. One more run,
+reference only, ``retrain small (prune rows)`` on the rows treeprune fitted and judged on (halved
+when treeprune cross-fitted, so that it never chooses on its training rows). One more run,
 ``treeprune budget=N``, prunes to the target size itself (``max_leaves`` = 2% of the leaves for
 ``overfit``, 1/10 for ``tuned``; no stopping rule) with the baselines matched to it (``@budget``):
 it says whether the size target is reachable on that data at all, by treeprune or by any
@@ -76,6 +77,7 @@ from credit_baselines import (
     LGB_PARAMS,
     LOADERS,
     RESULTS,
+    SEED,
     XGB_PARAMS,
     Isle,
     Split,
@@ -145,6 +147,19 @@ def holdout_note(res) -> str:
     if not h:
         return "no confirm rows"
     return f"confirm {h['diff']:+.4f}+-{h['se_diff']:.4f} ({h['rows']} rows)"
+
+
+def rows_treeprune_saw(res) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, selection rows) of the prune part for a baseline that sees what treeprune saw.
+    A cross-fitted run judged on every row it fitted on (out of fold); a single fit cannot, so
+    those rows are split in two (seeded), lest the baseline choose its settings on its own
+    training rows."""
+    fit, judge = np.asarray(res.fit_index), np.asarray(res.judge_index)
+    if np.intersect1d(fit, judge).size == 0:
+        return fit, judge
+    rows = np.random.default_rng(SEED).permutation(np.union1d(fit, judge))
+    half = len(rows) // 2
+    return np.sort(rows[:half]), np.sort(rows[half:])
 
 
 def run_treeprune(lib, booster, s, tol, orig_leaves, counters, label, budget=None):
@@ -292,7 +307,7 @@ def bench_model(name, lib, variant, s, n_rounds, tolerances, counters, models_ou
         r, res = run_treeprune(lib, booster, s, tol, orig_leaves, counters, label,
                                budget=target_size if tol is None else None)
         tp_rows.append((tol, r))
-        split_idx = (res.fit_index, res.judge_index)
+        split_idx = rows_treeprune_saw(res)
         rows.append(r)
         print(f"  {r['method']}: {r['trees']} trees, {r['leaves']} leaves, test AUC "
               f"{r['test_auc']:.4f}, {r['seconds']:.1f}s", flush=True)
