@@ -193,6 +193,8 @@ class Families:
                 budgets.append((f, min(b, selected.n_leaves)))
         if self.max_leaves is not None and selected.n_leaves > self.max_leaves >= 2 * k:
             budgets.append(("budget", int(self.max_leaves)))
+        if "collapse" not in want:
+            budgets = budgets[:1]
         # In fidelity mode each collapse starts from the previous, refitted, larger one (also
         # from those over a leaf budget, which are steps but not candidates): after a refit the
         # other trees make up for what was collapsed, and the next costs see that. Measured on
