@@ -154,6 +154,27 @@ def test_errors():
         ens.predictor()(np.array(["a"] * X.shape[1]))
 
 
+def test_predict_on_one_row_converts_and_checks_like_a_batch():
+    ens, X, _, _ = xgb_case(XGB_SPECS[0])
+    want = ens.predict(X[:6].astype(np.float32), output="margin")
+    strided = np.repeat(X[:6].astype(np.float32), 2, axis=1)[:, ::2]
+    swapped = X[:6].astype(np.float32).astype(">f8")  # not the native float64 dtype object
+    for rows in (strided, swapped, np.asfortranarray(X[:6].astype(np.float32))):
+        for output in ("margin", "prediction"):
+            np.testing.assert_array_equal(
+                single_rows(lambda r, o=output: ens.predict(r, output=o), rows),
+                want if output == "margin" else ens.objective.transform(want))
+    # the row fast path comes first, and bad rows still get the typed errors of the checked path
+    with pytest.raises(DataError, match="unknown output"):
+        ens.predict(X[0], output="proba")
+    with pytest.raises(DataError, match="single row"):
+        ens.predict(X[0, :3])
+    with pytest.raises(DataError, match="numbers"):
+        ens.predict(np.array(["a"] * X.shape[1]))
+    with pytest.raises(DataError, match="n_threads"):
+        ens.predict(X[:10], n_threads=0)
+
+
 _CHILD = """
 import sys
 import numpy as np

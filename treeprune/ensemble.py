@@ -53,6 +53,17 @@ NODE_FIELDS: dict[str, Any] = {
     "native_id": np.int32,
 }
 
+#: :func:`treeprune.predict.predict_ensemble` once imported: the import (which loads Numba) waits
+#: for the first prediction, and a one-row call should not pay an import statement each time.
+_PREDICT: list = []
+
+
+def _load_predict() -> Any:
+    from .predict import predict_ensemble
+
+    _PREDICT.append(predict_ensemble)
+    return predict_ensemble
+
 
 @dataclass(frozen=True, eq=False)
 class Ensemble:
@@ -223,14 +234,15 @@ class Ensemble:
         -------
         numpy.ndarray or dask.array.Array
         """
-        from .predict import predict_ensemble
-        from .scaleout import is_dask_collection
+        predict_ensemble = _PREDICT[0] if _PREDICT else _load_predict()
+        if type(X) is not np.ndarray:  # a plain numpy array is never a dask collection
+            from .scaleout import is_dask_collection
 
-        if is_dask_collection(X):  # lazy, partition-wise (treeprune[dask])
-            from .scaleout._predict import predict_dask
+            if is_dask_collection(X):  # lazy, partition-wise (treeprune[dask])
+                from .scaleout._predict import predict_dask
 
-            return predict_dask(self, X, output=output, n_threads=n_threads)
-        return predict_ensemble(self, X, output=output, n_threads=n_threads)
+                return predict_dask(self, X, output=output, n_threads=n_threads)
+        return predict_ensemble(self, X, output, n_threads)
 
     def predictor(self, output: str = "prediction", *, n_threads: int | None = None,
                   compiled: bool = False, cache_dir: Any = None) -> Any:

@@ -114,9 +114,29 @@ def leaves_packed(p: Packed, X: np.ndarray, n_threads: int | None = None) -> np.
     return out
 
 
+def _predict_row(ens: Ensemble, p: Packed, X: np.ndarray, output: str) -> np.ndarray:
+    """One 1-D float numpy row of the model's width: the single-row kernel, as the predictor
+    calls it (checked first in :func:`predict_ensemble`, so that a row pays for nothing else)."""
+    if X.dtype is not _F64 or not X.flags.c_contiguous:
+        X = np.ascontiguousarray(X, dtype=np.float64)
+    kernel, args = p.single_row
+    margin = kernel(X, *args)
+    if len(p.base_margin) > 1:
+        return margin.reshape(1, -1) if output == "margin" else \
+            ens.objective.transform(margin.reshape(1, -1))
+    if output == "margin":
+        return margin
+    return _sigmoid_row(margin) if ens.objective.output == "sigmoid" else \
+        ens.objective.transform(margin)
+
+
 def predict_ensemble(ens: Ensemble, X: Any, output: str = "prediction",
                      n_threads: int | None = None) -> np.ndarray:
     """See :meth:`Ensemble.predict`."""
+    if type(X) is np.ndarray and X.ndim == 1 and (output == "prediction" or output == "margin"):
+        p = pack(ens)
+        if X.shape[0] == ens.n_features and X.dtype.kind == "f":
+            return _predict_row(ens, p, X, output)
     if output not in OUTPUTS:
         raise DataError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
     if output == "score":
@@ -129,18 +149,6 @@ def predict_ensemble(ens: Ensemble, X: Any, output: str = "prediction",
 
         return contributions(ens, X, n_threads)
     p = pack(ens)
-    if (output in ("margin", "prediction") and type(X) is np.ndarray and X.ndim == 1
-            and X.shape[0] == ens.n_features and X.dtype.kind == "f"):
-        # one numpy row: the single-row kernel, as the predictor calls it
-        kernel, args = p.single_row
-        margin = kernel(np.ascontiguousarray(X, dtype=np.float64), *args)
-        if len(p.base_margin) > 1:
-            return margin.reshape(1, -1) if output == "margin" else \
-                ens.objective.transform(margin.reshape(1, -1))
-        if output == "margin":
-            return margin
-        return _sigmoid_row(margin) if ens.objective.output == "sigmoid" else \
-            ens.objective.transform(margin)
     if output in ("margin", "prediction"):
         margin = margins_packed(p, to_matrix(ens, X, _margin_dtype(p, X)),
                                 n_threads).astype(np.float64)
