@@ -112,6 +112,45 @@ def reachable_order(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
     Raises :class:`ModelFormatError` when a node is reached twice (a cycle or a shared child).
     """
+    left = np.asarray(left)
+    right = np.asarray(right)
+    n = len(left)
+    seen = np.zeros(n, dtype=bool)
+    seen[0] = True
+    levels = [np.zeros(1, dtype=np.int64)]
+    level = levels[0]
+    # one level at a time: the children of a level, left before right in the level's order, are
+    # the next level, which is what a node-by-node queue visits
+    while True:
+        inner = level[left[level] >= 0]
+        if not len(inner):
+            break
+        children = np.empty(2 * len(inner), dtype=np.int64)
+        children[0::2] = left[inner]
+        children[1::2] = right[inner]
+        if children.min() < 1 or children.max() >= n:
+            return _reachable_order_loop(left, right)  # damaged ids: as a node-by-node walk
+        # the first child (in visiting order) already seen, or seen earlier in this level
+        again = seen[children]
+        _, first = np.unique(children, return_index=True)
+        repeat = np.ones(len(children), dtype=bool)
+        repeat[first] = False
+        again |= repeat
+        if again.any():
+            c = int(children[np.flatnonzero(again)[0]])
+            raise ModelFormatError(
+                f"the nodes do not form a tree: node {c} is reached twice "
+                "(a cycle or a shared child)"
+            )
+        seen[children] = True
+        levels.append(children)
+        level = children
+    return np.concatenate(levels)
+
+
+def _reachable_order_loop(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """:func:`reachable_order` node by node, for child ids outside ``1..n-1`` (damaged input:
+    the same result, or the same error, as any walk that indexes with them)."""
     order = [0]
     seen = np.zeros(len(left), dtype=bool)
     seen[0] = True
