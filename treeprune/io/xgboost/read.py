@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
-from ..._rules import FEATURE_MASK, SCORECARD_KEY, XGBOOST_MAX_CATEGORY
-from ...ensemble import Ensemble
+from ..._rules import FEATURE_MASK, MISSING_NAN, SCORECARD_KEY, XGBOOST_MAX_CATEGORY
+from ...ensemble import NODE_FIELDS, Ensemble
 from ...errors import ModelFormatError, UnsupportedModelError
 from ...objectives import xgboost_objective
 from ...trees import Tree, assemble, compact, empty_nodes, reachable_order
@@ -297,6 +298,156 @@ def _parse_tree_arrays(jt: Any, t: int, n: int, n_features: int, arr: Any) -> Tr
     return tree
 
 
+#: The per-node arrays of a JSON tree that every tree stores, and the dtype each is read as.
+_NODE_KEYS = (("left_children", np.int64), ("right_children", np.int64),
+              ("split_indices", np.int64), ("split_conditions", np.float64),
+              ("default_left", np.int64), ("base_weights", np.float64),
+              ("loss_changes", np.float64), ("sum_hessian", np.float64))
+
+
+def _node_count(jt: Any) -> int:
+    """Node count of a tree the whole-model reader can take, or 0 for one it leaves to
+    :func:`_parse_tree` (anything unusual: categorical splits, odd types, missing keys)."""
+    if type(jt) is not dict:
+        return 0
+    cnodes = jt.get("categories_nodes", [])
+    if type(cnodes) is not list or cnodes:
+        return 0
+    tp = jt.get("tree_param")
+    if type(tp) is not dict:
+        return 0
+    try:
+        n = _W.integer(tp.get("num_nodes"), "")
+        if _W.integer(tp.get("size_leaf_vector", "1"), "") > 1:
+            return 0
+    except ModelFormatError:
+        return 0
+    if n < 1:
+        return 0
+    for key, _ in _NODE_KEYS:
+        v = jt.get(key)
+        if type(v) is not list or len(v) != n:
+            return 0
+    st = jt.get("split_type")
+    if st is not None and (type(st) is not list or len(st) != n):
+        return 0
+    return n
+
+
+def _concat(values: list[list], dtype: Any, total: int) -> np.ndarray | None:
+    """The lists of one key of many trees as one array, as :meth:`_Where.array` reads each list
+    (same conversion, element by element), or None where that would reject one of them."""
+    try:
+        arr = np.array(list(chain.from_iterable(values)),
+                       dtype=np.float64 if np.dtype(dtype).kind == "f" else None)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if arr.ndim != 1 or len(arr) != total or arr.dtype.kind not in "biuf":
+        return None
+    if np.dtype(dtype).kind in "iu":
+        # integers: small ones only (any valid id or index is), so that one tree's floats
+        # cannot change another tree's integers
+        if arr.dtype.kind == "f" and (not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))):
+            return None
+        if total and (arr.min() < -(1 << 52) or arr.max() > (1 << 52)):
+            return None
+    return arr.astype(dtype)
+
+
+def _parse_trees(jtrees: list, n_features: int) -> list[Tree]:
+    """Every tree, as :func:`_parse_tree` reads them one by one (the same arrays, the same
+    errors), with the checks and conversions of the usual trees done once over all of them.
+
+    Trees that are valid plain numerical trees with every node reachable are read here in one
+    pass; any other tree (categorical splits, unreachable nodes, anything damaged) goes through
+    :func:`_parse_tree`, in order, so that the first damaged tree raises its own error.
+    """
+    sizes = np.array([_node_count(jt) for jt in jtrees], dtype=np.int64)
+    simple = np.flatnonzero(sizes > 0)
+    bulk: dict[int, dict[str, np.ndarray]] = {}
+    if len(simple):
+        with np.errstate(over="ignore", invalid="ignore"):
+            bulk = _bulk_nodes([jtrees[t] for t in simple], sizes[simple], simple, n_features)
+    trees = []
+    for t, jt in enumerate(jtrees):
+        nodes = bulk.get(t)
+        trees.append(Tree(nodes, []) if nodes is not None else _parse_tree(jt, t, n_features))
+    return trees
+
+
+def _bulk_nodes(jts: list, sizes: np.ndarray, ids: np.ndarray,
+                n_features: int) -> dict[int, dict[str, np.ndarray]]:
+    """Node arrays of the trees ``jts`` (tree ids ``ids``) that are valid numerical trees with
+    every node reachable, by tree id; the others are left out."""
+    total = int(sizes.sum())
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    cols = {}
+    for key, dtype in _NODE_KEYS:
+        arr = _concat([jt[key] for jt in jts], dtype, total)
+        if arr is None:
+            return {}
+        cols[key] = arr
+    stype = np.zeros(total, dtype=np.int64)
+    with_type = [k for k, jt in enumerate(jts) if "split_type" in jt]
+    if with_type:
+        arr = _concat([jts[k]["split_type"] for k in with_type], np.int64,
+                      int(sizes[with_type].sum()))
+        if arr is None:
+            return {}
+        stype[np.concatenate([np.arange(offsets[k], offsets[k + 1]) for k in with_type])] = arr
+
+    tree_of = np.repeat(np.arange(len(sizes)), sizes)
+    start = offsets[:-1][tree_of]
+    n_of = sizes[tree_of]
+    left, right = cols["left_children"], cols["right_children"]
+    feat = cols["split_indices"]
+    is_leaf = left == -1
+    internal = ~is_leaf
+    bad = is_leaf != (right == -1)
+    bad |= internal & ((left < 1) | (left >= n_of) | (right < 1) | (right >= n_of))
+    bad |= stype != 0  # categorical splits (or a damaged split_type): read tree by tree
+    bad |= internal & ((feat < 0) | (feat >= n_features))
+    # a tree: every node but the root has exactly one parent, and every node reaches the root
+    node = np.arange(total)
+    inner = np.flatnonzero(internal & ~bad)
+    kids = np.concatenate([left[inner], right[inner]]) + np.concatenate([start[inner]] * 2)
+    parents = np.bincount(kids, minlength=total)
+    bad |= parents != (node != start)
+    up = node.copy()
+    up[kids] = np.concatenate([inner, inner])
+    up[bad] = start[bad]
+    # pointer doubling: after k rounds every node points 2**k levels up (or at its root)
+    for _ in range(int(sizes.max()).bit_length() + 1):
+        up = up[up]
+    bad |= up != start
+    broken = np.zeros(len(sizes), dtype=bool)
+    broken[tree_of[bad]] = True
+
+    cond = cols["split_conditions"].astype(np.float32)
+    base_w = cols["base_weights"].astype(np.float32)
+    nodes = {name: np.empty(total, dtype=dtype) for name, dtype in NODE_FIELDS.items()}
+    nodes["feature"][:] = np.where(is_leaf, -1, feat)
+    nodes["threshold"][:] = np.where(is_leaf, np.nan, cond.astype(np.float64))
+    nodes["left"][:] = np.where(is_leaf, -1, left)
+    nodes["right"][:] = np.where(is_leaf, -1, right)
+    # XGBoost takes only 1 (or true) as "default left": any other value (2, 255, -1) is right
+    nodes["default_left"][:] = cols["default_left"] == 1
+    nodes["missing_type"][:] = MISSING_NAN
+    nodes["cat_index"][:] = -1
+    nodes["value"][:] = np.where(is_leaf, cond, base_w).astype(np.float64)
+    nodes["gain"][:] = np.where(is_leaf, np.nan,
+                                cols["loss_changes"].astype(np.float32).astype(np.float64))
+    nodes["cover"][:] = cols["sum_hessian"].astype(np.float32).astype(np.float64)
+    nodes["count"][:] = np.nan
+    nodes["native_id"][:] = node - start
+    out = {}
+    for k in np.flatnonzero(~broken).tolist():
+        a, b = int(offsets[k]), int(offsets[k + 1])
+        out[int(ids[k])] = {name: arr[a:b] for name, arr in nodes.items()}
+    return out
+
+
 def _strip_numpy(obj: Any) -> Any:
     """JSON-serialisable copy (numpy arrays from UBJ become lists)."""
     if isinstance(obj, dict):
@@ -467,12 +618,10 @@ def _from_model(doc: Any, config: Any = None) -> Ensemble:
     by_id = [None] * n_trees
     for k, tid in enumerate(ids):
         by_id[tid] = jtrees[k]
-    trees = []
-    for t, jt in enumerate(by_id):
-        tree = _parse_tree(jt, t, n_features)
+    trees = _parse_trees(by_id, n_features)
+    for t, tree in enumerate(trees):
         tree.group = int(tree_info[t])
         tree.weight = float(weights[t])
-        trees.append(tree)
 
     attributes = learner.get("attributes", {})
     if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
