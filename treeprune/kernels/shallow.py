@@ -207,6 +207,19 @@ def _walk_prefixed(xt, xb, m, nan, t0, nt, top, slot_feature, slot_threshold, sl
           cat_words, rule, simple, nan)
 
 
+@njit(inline="always", cache=True)
+def _prefixed_block(X, start, m, features, rule, slot_threshold, dtype):
+    """One block of rows for the prefixed walks: the used columns feature-major for the
+    straight-line levels (and whether any is NaN), the rows as the walk reads them (in
+    ``dtype``), and the walk's lane arrays."""
+    xt = np.empty((features.shape[0], BLOCK_ROWS), dtype=slot_threshold.dtype)
+    nan = _read_block_t(X, start, m, features, rule, xt)
+    xb = _read_block(X, start, m, rule, dtype)
+    lanes = BLOCK_ROWS * BLOCK_TREES
+    return (xt, nan, xb, np.empty(lanes, dtype=np.uint32), np.empty(lanes, dtype=np.uint32),
+            np.empty(lanes, dtype=np.uint32), np.empty(BLOCK_ROWS, dtype=np.int32))
+
+
 @njit(parallel=True, nogil=True, cache=True)
 def margins_prefixed(X, features, slot_feature, slot_threshold, slot_nan_right, slot_node, trees,
                      info, threshold, left, cat, cat_bounds, cat_words, leaf_value, rule, simple,
@@ -224,14 +237,8 @@ def margins_prefixed(X, features, slot_feature, slot_threshold, slot_nan_right, 
     for b in prange(n_blocks):
         start = b * BLOCK_ROWS
         m = min(BLOCK_ROWS, n_rows - start)
-        xt = np.empty((features.shape[0], BLOCK_ROWS), dtype=slot_threshold.dtype)
-        nan = _read_block_t(X, start, m, features, rule, xt)
-        xb = _read_block(X, start, m, rule, leaf_value.dtype)
-        lanes = BLOCK_ROWS * BLOCK_TREES
-        node = np.empty(lanes, dtype=np.uint32)
-        act = np.empty(lanes, dtype=np.uint32)
-        rows = np.empty(lanes, dtype=np.uint32)
-        reached = np.empty(BLOCK_ROWS, dtype=np.int32)
+        xt, nan, xb, node, act, rows, reached = _prefixed_block(
+            X, start, m, features, rule, slot_threshold, leaf_value.dtype)
         for t0 in range(0, n_trees, BLOCK_TREES):
             nt = min(BLOCK_TREES, n_trees - t0)
             _walk_prefixed(xt, xb, m, nan, t0, nt, top, slot_feature, slot_threshold,
@@ -257,14 +264,8 @@ def leaves_prefixed(X, features, slot_feature, slot_threshold, slot_nan_right, s
     for b in prange(n_blocks):
         start = b * BLOCK_ROWS
         m = min(BLOCK_ROWS, n_rows - start)
-        xt = np.empty((features.shape[0], BLOCK_ROWS), dtype=slot_threshold.dtype)
-        nan = _read_block_t(X, start, m, features, rule, xt)
-        xb = _read_block(X, start, m, rule, threshold.dtype)
-        lanes = BLOCK_ROWS * BLOCK_TREES
-        node = np.empty(lanes, dtype=np.uint32)
-        act = np.empty(lanes, dtype=np.uint32)
-        rows = np.empty(lanes, dtype=np.uint32)
-        reached = np.empty(BLOCK_ROWS, dtype=np.int32)
+        xt, nan, xb, node, act, rows, reached = _prefixed_block(
+            X, start, m, features, rule, slot_threshold, threshold.dtype)
         for t0 in range(0, n_trees, BLOCK_TREES):
             nt = min(BLOCK_TREES, n_trees - t0)
             _walk_prefixed(xt, xb, m, nan, t0, nt, top, slot_feature, slot_threshold,
