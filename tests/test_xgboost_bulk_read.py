@@ -104,6 +104,7 @@ DAMAGE = {
     "vector leaf": lambda jt: jt["tree_param"].__setitem__("size_leaf_vector", "2"),
     "not an object": lambda jt: jt.clear(),
     "unreachable subtree": lambda jt: _make_leaf(jt, jt["left_children"][0]),
+    "NaN threshold": lambda jt: jt["split_conditions"].__setitem__(0, float("nan")),
 }
 
 
@@ -160,3 +161,62 @@ def test_reachable_order_equals_a_node_by_node_walk():
         assert got == want
         kinds.add("tree" if len(got) == n else "partial")
     assert kinds == {"error", "tree", "partial"}
+
+
+def ubj_trees_of(spec: XGBSpec) -> tuple[list, int]:
+    """The trees as the UBJ parser gives them: typed numpy arrays instead of lists."""
+    from treeprune.io.xgboost.ubjson import parse_ubj
+
+    booster, _, _ = make_model(spec)
+    doc = parse_ubj(bytes(booster.save_raw("ubj")))
+    learner = doc["learner"]
+    gb = learner["gradient_booster"]
+    model = gb["gbtree"]["model"] if gb["name"] == "dart" else gb["model"]
+    return model["trees"], int(learner["learner_model_param"]["num_feature"])
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.id)
+def test_ubj_arrays_take_the_whole_model_pass_and_read_the_same(spec, monkeypatch):
+    from treeprune.io.xgboost import read
+
+    jtrees, nf = ubj_trees_of(spec)
+    assert isinstance(jtrees[0]["left_children"], np.ndarray)
+    want = one_by_one(jtrees, nf)
+    calls = []
+    parse_tree = read._parse_tree
+    monkeypatch.setattr(read, "_parse_tree", lambda *a: calls.append(1) or parse_tree(*a))
+    assert_same(_parse_trees(jtrees, nf), want)
+    if spec.n_cat == 0:
+        assert not calls  # every tree went through the one pass
+
+
+UBJ_DAMAGE = {
+    "child out of range": lambda jt: jt["right_children"].__setitem__(0, 10 ** 6),
+    "shared child": lambda jt: jt["right_children"].__setitem__(0, jt["left_children"][0]),
+    "feature out of range": lambda jt: jt["split_indices"].__setitem__(0, 99),
+    "fractional child": lambda jt: jt.__setitem__(
+        "left_children", jt["left_children"].astype(np.float32) + np.float32(0.5)),
+    "huge unsigned": lambda jt: jt.__setitem__(
+        "default_left", jt["default_left"].astype(np.uint64) + np.uint64(2 ** 63)),
+    "short array": lambda jt: jt.__setitem__("sum_hessian", jt["sum_hessian"][:-1]),
+    "unreachable subtree": lambda jt: _make_leaf(jt, jt["left_children"][0]),
+    "NaN threshold": lambda jt: jt["split_conditions"].__setitem__(0, np.nan),
+}
+
+
+@pytest.mark.parametrize("damage", list(UBJ_DAMAGE))
+def test_damaged_ubj_trees_fail_or_read_the_same(damage):
+    jtrees, nf = ubj_trees_of(SPECS[1])
+    UBJ_DAMAGE[damage](jtrees[2])
+    got = outcome(_parse_trees, jtrees, nf)
+    want = outcome(one_by_one, copy.deepcopy(jtrees), nf)
+    assert_same(got, want)
+
+
+def test_a_nan_threshold_is_refused_not_routed_differently():
+    """XGBoost sends every non-missing value right at a NaN split condition (``x < NaN`` is
+    false) while a ``>=`` test would send it left: found by the reader fuzzing, refused."""
+    jtrees, nf = ubj_trees_of(SPECS[1])
+    jtrees[3]["split_conditions"][0] = np.nan
+    with pytest.raises(ModelFormatError, match=r"trees\[3\]\.split_conditions\[0\] is NaN"):
+        _parse_trees(jtrees, nf)

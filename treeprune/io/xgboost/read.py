@@ -238,6 +238,10 @@ def _parse_tree_arrays(jt: Any, t: int, n: int, n_features: int, arr: Any) -> Tr
     _check(reach_internal & ((feat < 0) | (feat >= n_features)),
            lambda i: f"{where}.split_indices[{i}] = {feat[i]} is not a feature index (the model "
            f"has {n_features} features)")
+    # XGBoost itself sends every value right at `x < NaN`; no trainer writes one, so it is damage
+    _check(reach_internal & (stype == 0) & np.isnan(cond),
+           lambda i: f"{where}.split_conditions[{i}] is NaN at a split (a damaged file; re-save "
+           "the model from XGBoost)")
 
     nodes = empty_nodes(n)
     nodes["left"][:] = np.where(is_leaf, -1, left)
@@ -311,7 +315,7 @@ def _node_count(jt: Any) -> int:
     if type(jt) is not dict:
         return 0
     cnodes = jt.get("categories_nodes", [])
-    if type(cnodes) is not list or cnodes:
+    if not _is_array(cnodes) or len(cnodes):
         return 0
     tp = jt.get("tree_param")
     if type(tp) is not dict:
@@ -326,22 +330,32 @@ def _node_count(jt: Any) -> int:
         return 0
     for key, _ in _NODE_KEYS:
         v = jt.get(key)
-        if type(v) is not list or len(v) != n:
+        if not _is_array(v) or len(v) != n:
             return 0
     st = jt.get("split_type")
-    if st is not None and (type(st) is not list or len(st) != n):
+    if st is not None and (not _is_array(st) or len(st) != n):
         return 0
     return n
+
+
+def _is_array(value: Any) -> bool:
+    """A JSON list, or a one-dimensional array as the UBJ parser gives typed arrays."""
+    return type(value) is list or (type(value) is np.ndarray and value.ndim == 1)
 
 
 def _concat(values: list[list], dtype: Any, total: int) -> np.ndarray | None:
     """The lists of one key of many trees as one array, as :meth:`_Where.array` reads each list
     (same conversion, element by element), or None where that would reject one of them."""
-    try:
-        arr = np.array(list(chain.from_iterable(values)),
-                       dtype=np.float64 if np.dtype(dtype).kind == "f" else None)
-    except (TypeError, ValueError, OverflowError):
-        return None
+    if all(type(v) is np.ndarray for v in values):
+        # UBJ's typed arrays: joined as they are (a wider type holds every value exactly; a
+        # 64-bit integer too large for that fails the range check below)
+        arr = np.concatenate(values) if values else np.zeros(0)
+    else:
+        try:
+            arr = np.array(list(chain.from_iterable(values)),
+                           dtype=np.float64 if np.dtype(dtype).kind == "f" else None)
+        except (TypeError, ValueError, OverflowError):
+            return None
     if arr.ndim != 1 or len(arr) != total or arr.dtype.kind not in "biuf":
         return None
     if np.dtype(dtype).kind in "iu":
@@ -408,6 +422,7 @@ def _bulk_nodes(jts: list, sizes: np.ndarray, ids: np.ndarray,
     bad |= internal & ((left < 1) | (left >= n_of) | (right < 1) | (right >= n_of))
     bad |= stype != 0  # categorical splits (or a damaged split_type): read tree by tree
     bad |= internal & ((feat < 0) | (feat >= n_features))
+    bad |= internal & np.isnan(cols["split_conditions"])  # refused tree by tree
     # a tree: every node but the root has exactly one parent, and every node reaches the root
     node = np.arange(total)
     inner = np.flatnonzero(internal & ~bad)
