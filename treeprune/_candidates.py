@@ -114,6 +114,11 @@ class Families:
         n = len(rows.X) + (0 if rows.X_unlabeled is None else len(rows.X_unlabeled))
         return 1 if n < self.grow.one_thread_below else None
 
+    def _refit(self, ens: Ensemble, y: np.ndarray, rows: FitRows) -> Ensemble:
+        """Joint leaf refit of ``ens`` against ``y`` on the fit rows."""
+        return datadriven.refit_leaves(ens, rows.X, y, rows.w, l2=self.l2,
+                                       n_rounds=self.n_rounds, device=self.device)
+
     def _fits_budget(self, ens: Ensemble) -> bool:
         if self.max_leaves is not None and ens.n_leaves > self.max_leaves:
             return False
@@ -204,13 +209,13 @@ class Families:
         # itself.
         chain = self.fidelity
         limit = np.inf if self.max_leaves is None else self.max_leaves
-        if not chain:
-            budgets = [(f, b) for f, b in budgets if b <= limit]
         if chain:
             budgets.sort(key=lambda fb: -fb[1])
             if only is not None:
                 last = next((b for f, b in budgets if f == only[2]), None)
                 budgets = [(f, b) for f, b in budgets if last is not None and b >= last]
+        else:
+            budgets = [(f, b) for f, b in budgets if b <= limit]
         start = selected
         for label, budget in budgets:
             family = "select" if label == 1.0 else "collapse"
@@ -224,9 +229,7 @@ class Families:
                                                         rows.w, l2=self.l2)
             refitted = None
             if chain and budget < start.n_leaves:
-                refitted = datadriven.refit_leaves(collapsed, rows.X, rows.y, rows.w, l2=self.l2,
-                                                   n_rounds=self.n_rounds, device=self.device)
-                start = refitted
+                refitted = start = self._refit(collapsed, rows.y, rows)
             if not wanted:
                 continue
             # with and without the leaf refit: on small samples the refit can overfit the fit
@@ -235,9 +238,8 @@ class Families:
                 if only is not None and only[3] != refit:
                     continue
                 if refit:
-                    cand = refitted if refitted is not None else datadriven.refit_leaves(
-                        collapsed, rows.X, rows.y, rows.w, l2=self.l2, n_rounds=self.n_rounds,
-                        device=self.device)
+                    cand = refitted if refitted is not None else \
+                        self._refit(collapsed, rows.y, rows)
                 else:
                     cand = collapsed
                 yield (family, k, label, refit), self._restore(cand)
@@ -309,8 +311,4 @@ class Families:
             for r in ((False, True) if refit else (False,)):
                 if only is not None and only[3] != r:
                     continue
-                out = cand
-                if r:
-                    out = datadriven.refit_leaves(cand, rows.X, rows.labels, rows.w, l2=self.l2,
-                                                  n_rounds=self.n_rounds, device=self.device)
-                yield (family, a, j, r), out
+                yield (family, a, j, r), self._refit(cand, rows.labels, rows) if r else cand
