@@ -181,13 +181,14 @@ def leaves_shallow(X, features, slot_feature, slot_threshold, slot_nan_right, sl
 
 
 @njit(nogil=True, cache=True)
-def _walk_prefixed(xt, xb, m, nan, t0, nt, top, slot_feature, slot_threshold, slot_nan_right,
+def _walk_prefixed(xt, xb, m, nan, t0, nt, slot_feature, slot_threshold, slot_nan_right,
                    slot_node, trees, info, threshold, left, cat, cat_bounds, cat_words, rule,
                    simple, node, act, rows, reached):
     """Leaves of the ``m`` rows of a block in trees ``t0:t0 + nt``, into ``node`` (lane
-    ``j * m + r`` is row ``r`` in tree ``t0 + j``): the top ``top`` levels by the straight-line
-    code (``xt``: the block feature-major), the rest walked (``xb``: the block as the walks
-    read it)."""
+    ``j * m + r`` is row ``r`` in tree ``t0 + j``): the top levels of the layout (2 or 3) by the
+    straight-line code (``xt``: the block feature-major), the rest walked (``xb``: the block as
+    the walks read it)."""
+    top = 2 if slot_feature.shape[1] == 3 else 3  # levels taken by the straight-line code
     # steps left without a leaf test, as traverse._plan counts them from the root
     levels = 0
     lopsided = False
@@ -232,7 +233,6 @@ def margins_prefixed(X, features, slot_feature, slot_threshold, slot_nan_right, 
     Same leaves, same accumulation order as the walks."""
     n_rows = X.shape[0]
     n_trees = trees.shape[0]
-    top = 2 if slot_feature.shape[1] == 3 else 3  # levels taken by the straight-line code
     n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in prange(n_blocks):
         start = b * BLOCK_ROWS
@@ -241,7 +241,7 @@ def margins_prefixed(X, features, slot_feature, slot_threshold, slot_nan_right, 
             X, start, m, features, rule, slot_threshold, leaf_value.dtype)
         for t0 in range(0, n_trees, BLOCK_TREES):
             nt = min(BLOCK_TREES, n_trees - t0)
-            _walk_prefixed(xt, xb, m, nan, t0, nt, top, slot_feature, slot_threshold,
+            _walk_prefixed(xt, xb, m, nan, t0, nt, slot_feature, slot_threshold,
                            slot_nan_right, slot_node, trees, info, threshold, left, cat,
                            cat_bounds, cat_words, rule, simple, node, act, rows, reached)
             for j in range(nt):
@@ -259,7 +259,6 @@ def leaves_prefixed(X, features, slot_feature, slot_threshold, slot_nan_right, s
     n_trees)."""
     n_rows = X.shape[0]
     n_trees = trees.shape[0]
-    top = 2 if slot_feature.shape[1] == 3 else 3
     n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in prange(n_blocks):
         start = b * BLOCK_ROWS
@@ -268,7 +267,7 @@ def leaves_prefixed(X, features, slot_feature, slot_threshold, slot_nan_right, s
             X, start, m, features, rule, slot_threshold, threshold.dtype)
         for t0 in range(0, n_trees, BLOCK_TREES):
             nt = min(BLOCK_TREES, n_trees - t0)
-            _walk_prefixed(xt, xb, m, nan, t0, nt, top, slot_feature, slot_threshold,
+            _walk_prefixed(xt, xb, m, nan, t0, nt, slot_feature, slot_threshold,
                            slot_nan_right, slot_node, trees, info, threshold, left, cat,
                            cat_bounds, cat_words, rule, simple, node, act, rows, reached)
             for j in range(nt):
