@@ -323,7 +323,8 @@ def margin_row_lanes(x, nodes, cat, cat_bounds, cat_words, starts, n_starts, sto
     for i in range(n_starts + stop_roots.shape[0]):
         nd = done[i] if i < n_starts else stop_roots[i - n_starts]
         while nodes[nd].info != LEAF_INFO:
-            # as in leaf_records
+            # as in leaf_records, written out: the loop as a shared inlined helper taking the
+            # arrays made a LightGBM 800x63 row 3x slower (14 -> 42 us; Numba refcounts them)
             w = nodes[nd].info
             right = _go_right_slow(xr[w & _MASK], nodes[nd].thr, np.int32(w >> FEATURE_BITS),
                                    cat[nd], cat_bounds, cat_words, rule)
