@@ -133,10 +133,9 @@ def _predict_row(ens: Ensemble, p: Packed, X: np.ndarray, output: str) -> np.nda
 def predict_ensemble(ens: Ensemble, X: Any, output: str = "prediction",
                      n_threads: int | None = None) -> np.ndarray:
     """See :meth:`Ensemble.predict`."""
-    if type(X) is np.ndarray and X.ndim == 1 and (output == "prediction" or output == "margin"):
-        p = pack(ens)
-        if X.shape[0] == ens.n_features and X.dtype.kind == "f":
-            return _predict_row(ens, p, X, output)
+    if (type(X) is np.ndarray and X.ndim == 1 and (output == "prediction" or output == "margin")
+            and X.shape[0] == ens.n_features and X.dtype.kind == "f"):
+        return _predict_row(ens, pack(ens), X, output)
     if output not in OUTPUTS:
         raise DataError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
     if output == "score":
