@@ -598,11 +598,11 @@ def main() -> None:
         else:
             s = splits["taiwan"]
             X, y = data["taiwan"]
+            X = np.ascontiguousarray(X.to_numpy(np.float64))
             for lib in libs:
                 booster = (models.get(("taiwan", lib, "overfit")) or
                            train_legacy(lib, s, "overfit", 800))[0]
-                tables.append(scaling(booster, lib, np.ascontiguousarray(X.to_numpy(np.float64)),
-                                      y, counters))
+                tables.append(scaling(booster, lib, X, y, counters))
                 save()
 
     print("\n=== summary")

@@ -29,15 +29,19 @@ SPECS = [
 _DOCS: dict[str, dict] = {}
 
 
-def trees_of(spec: XGBSpec) -> tuple[list, int]:
-    if spec.id not in _DOCS:
-        booster, _, _ = make_model(spec)
-        _DOCS[spec.id] = json.loads(bytes(booster.save_raw("json")))
-    doc = copy.deepcopy(_DOCS[spec.id])
+def _trees_in(doc: dict) -> tuple[list, int]:
+    """The trees of a parsed model document and its feature count."""
     learner = doc["learner"]
     gb = learner["gradient_booster"]
     model = gb["gbtree"]["model"] if gb["name"] == "dart" else gb["model"]
     return model["trees"], int(learner["learner_model_param"]["num_feature"])
+
+
+def trees_of(spec: XGBSpec) -> tuple[list, int]:
+    if spec.id not in _DOCS:
+        booster, _, _ = make_model(spec)
+        _DOCS[spec.id] = json.loads(bytes(booster.save_raw("json")))
+    return _trees_in(copy.deepcopy(_DOCS[spec.id]))
 
 
 def one_by_one(jtrees: list, n_features: int):
@@ -168,11 +172,7 @@ def ubj_trees_of(spec: XGBSpec) -> tuple[list, int]:
     from treeprune.io.xgboost.ubjson import parse_ubj
 
     booster, _, _ = make_model(spec)
-    doc = parse_ubj(bytes(booster.save_raw("ubj")))
-    learner = doc["learner"]
-    gb = learner["gradient_booster"]
-    model = gb["gbtree"]["model"] if gb["name"] == "dart" else gb["model"]
-    return model["trees"], int(learner["learner_model_param"]["num_feature"])
+    return _trees_in(parse_ubj(bytes(booster.save_raw("ubj"))))
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.id)
