@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 import numpy as np
@@ -54,12 +53,15 @@ NODE_FIELDS: dict[str, Any] = {
     "native_id": np.int32,
 }
 
-@cache
-def _predict_ensemble() -> Any:
-    """:func:`treeprune.predict.predict_ensemble`, imported on the first prediction (the import
-    loads Numba) and then remembered: a one-row call should not pay an import statement."""
+#: :func:`treeprune.predict.predict_ensemble` once imported: the import (which loads Numba) waits
+#: for the first prediction, and a one-row call should not pay an import statement each time.
+_PREDICT: list = []
+
+
+def _load_predict() -> Any:
     from .predict import predict_ensemble
 
+    _PREDICT.append(predict_ensemble)
     return predict_ensemble
 
 
@@ -232,7 +234,7 @@ class Ensemble:
         -------
         numpy.ndarray or dask.array.Array
         """
-        predict_ensemble = _predict_ensemble()
+        predict_ensemble = _PREDICT[0] if _PREDICT else _load_predict()
         if type(X) is not np.ndarray:  # a plain numpy array is never a dask collection
             from .scaleout import is_dask_collection
 
