@@ -32,11 +32,13 @@ def test_fidelity_without_target(files):
     out = files / "f.json"
     r = CliRunner().invoke(cli, ["prune", str(files / "m.json"), "--data",
                                  str(files / "valid.csv"), "--metric", "fidelity", "--cv", "1",
-                                 "--out", str(out), "--quiet", "--json", "--force"])
+                                 "--augment", "1", "--out", str(out), "--quiet", "--json",
+                                 "--force"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
     assert doc["metric"] == "fidelity"
     assert doc["manifest"]["parameters"]["scale"] == "original"
+    assert doc["manifest"]["parameters"]["augment"] == 1.0
     assert tp.load(out).n_leaves <= tp.load(files / "m.json").n_leaves
 
 
@@ -56,6 +58,7 @@ def test_unlabeled_monotone_device_options(files):
 
 @pytest.mark.parametrize("args, message", [
     (["--cv", "two"], "--cv"),
+    (["--augment", "lots"], "--augment"),
     (["--monotone", "age=up"], "--monotone"),
     (["--monotone", "{bad json"], "--monotone"),
     ([], "--metric fidelity"),

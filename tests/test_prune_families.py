@@ -396,3 +396,71 @@ def test_fidelity_collapses_chain_from_the_refitted_larger_collapse(fidelity, da
     assert again_key == key
     np.testing.assert_array_equal(again.predict(X, output="margin"),
                                   found[key].predict(X, output="margin"))
+
+
+def test_mixed_rows_take_every_value_from_the_data():
+    from treeprune import _augment
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=200), rng.integers(0, 4, 200).astype(float),
+                         np.where(rng.random(200) < 0.2, np.nan, rng.normal(size=200))])
+    out = _augment.mixed_rows(X, 1000, np.random.default_rng(1))
+    assert out.shape == (1000, 3)
+    for j in range(3):  # values (categories, missing ones) the column holds, none made up
+        seen = X[:, j][~np.isnan(X[:, j])]
+        col = out[:, j]
+        assert np.isin(col[~np.isnan(col)], seen).all()
+    assert np.isnan(out[:, 2]).mean() == pytest.approx(0.2, abs=0.06)
+    # a share of 0 copies whole rows; the same generator state gives the same rows
+    whole = _augment.mixed_rows(X, 50, np.random.default_rng(2), share=0.0)
+    assert all((np.isclose(X, r) | (np.isnan(X) & np.isnan(r))).all(axis=1).any()
+               for r in whole)
+    np.testing.assert_array_equal(out, _augment.mixed_rows(X, 1000, np.random.default_rng(1)))
+
+
+def test_fidelity_fits_on_synthetic_rows_too(data, xgb_model, monkeypatch):
+    from treeprune import _candidates
+
+    X, _ = data["prune"]
+    Xt, _ = data["test"]
+    ens = tp.load(xgb_model)
+    seen = []
+    generate = _candidates.Families.generate
+
+    def spy(self, rows, **kw):
+        seen.append(rows)
+        return generate(self, rows, **kw)
+
+    monkeypatch.setattr(_candidates.Families, "generate", spy)
+    kw = {"metric": "fidelity", "max_leaves": ens.n_leaves // 4, "cv": 1, "random_state": 0,
+          "max_selected": 16}
+    few = X[:300]
+    r = tp.prune(ens, few, **kw)
+    rows = seen[-1]
+    n_fit = len(r.fit_index)
+    assert r.params["augment"] == "auto" and rows.n_synthetic == 3 * n_fit
+    assert len(rows.X) == 4 * n_fit
+    # the synthetic rows come last, and their target is the original's margin there
+    np.testing.assert_array_equal(rows.X[:n_fit], few[r.fit_index].astype(rows.X.dtype))
+    np.testing.assert_allclose(rows.y[n_fit:], ens.predict(rows.X[n_fit:], output="margin"))
+    # more rows pin the refitted leaves down: closer to the original on rows never seen
+    none = tp.prune(ens, few, augment=0, **kw)
+    assert seen[-1].n_synthetic == 0
+    orig = ens.predict(Xt, output="margin")
+    with_rows = spearmanr(orig, r.model.predict(Xt, output="margin"))[0]
+    without = spearmanr(orig, none.model.predict(Xt, output="margin"))[0]
+    assert with_rows > without
+    # deterministic per random_state
+    np.testing.assert_array_equal(r.model.predict(Xt, output="margin"),
+                                  tp.prune(ens, few, **kw).model.predict(Xt, output="margin"))
+
+
+def test_augment_errors(data, xgb_model):
+    X, y = data["prune"]
+    with pytest.raises(PruneError, match="metric='fidelity'"):
+        tp.prune(xgb_model, X, y, augment=2)
+    for bad in (-1, "more", float("nan"), True):
+        with pytest.raises(PruneError, match="augment"):
+            tp.prune(xgb_model, X, metric="fidelity", augment=bad)
+    # zero is fine in every mode (none)
+    assert tp.prune(xgb_model, X, y, augment=0, families=["select"], cv=1).params["augment"] == 0

@@ -72,6 +72,7 @@ class FitRows:
     target: np.ndarray
     X_unlabeled: np.ndarray | None = None
     labels: np.ndarray | None = None  # the outcomes, when there are any
+    n_synthetic: int = 0  # the last rows of ``X`` are made up (fidelity mode), not observed
 
 
 def squared_objective(ens: Ensemble) -> Objective:

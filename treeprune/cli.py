@@ -311,6 +311,16 @@ def _max_psi(text: str) -> float | str | None:
         raise CliError(f"--max-psi must be a number, auto or none; got {text!r}") from None
 
 
+def _augment(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give a multiple of the fit rows (a number) or "
+                                 "'auto'", param_hint="--augment") from None
+
+
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
@@ -334,7 +344,11 @@ def _max_psi(text: str) -> float | str | None:
               help="Only candidates whose scores shift by at most this PSI from the original's; "
                    "auto: 0.1 with --scale original; none: no limit.")
 @click.option("--unlabeled", "unlabeled_path", type=click.Path(dir_okay=False), default=None,
-              help="Extra rows without outcomes (CSV or Parquet) for the distilled students.")
+              help="Extra rows without outcomes (CSV or Parquet) to fit on: the distilled "
+                   "students, and every family with --metric fidelity.")
+@click.option("--augment", default="auto", show_default=True,
+              help="Fidelity mode: synthetic rows to fit on, as a multiple of the fit rows "
+                   "(auto: 3, up to 30,000 fit rows in all; 0: none).")
 @click.option("--monotone", default=None,
               help="Monotone constraints to keep: JSON ({\"age\": 1} or [1,0,-1]) or "
                    "name=+1,name=-1.")
@@ -355,7 +369,7 @@ def _max_psi(text: str) -> float | str | None:
 def prune(model: str, data_path: str, target: str | None, positive_label: str | None,
           tolerance: float | None, max_leaves: int | None, max_trees: int | None,
           metric: str | None, scale: str | None, max_psi: str, unlabeled_path: str | None,
-          monotone: str | None, cv: str, device: str, out_path: str, report_path: str | None,
+          augment: str, monotone: str | None, cv: str, device: str, out_path: str, report_path: str | None,
           random_state: int, categories: str, force: bool, quiet: bool, as_json: bool) -> None:
     """Prune MODEL on validation data and save the smaller model."""
     from .pruning import prune as run_prune
@@ -364,6 +378,7 @@ def prune(model: str, data_path: str, target: str | None, positive_label: str | 
         raise click.UsageError("--target names the label column; without labels use "
                                "--metric fidelity")
     folds = _parse_cv(cv)
+    synthetic = _augment(augment)
     constraints = _parse_monotone(monotone)
 
     budgets = [n for n, v in (("--tolerance", tolerance), ("--max-leaves", max_leaves),
@@ -394,7 +409,7 @@ def prune(model: str, data_path: str, target: str | None, positive_label: str | 
     result = run_prune(ens, X, y, tolerance=tolerance, max_leaves=max_leaves,
                        max_trees=max_trees, metric=metric, random_state=random_state,
                        positive_label=positive_label, scale=scale, max_psi=_max_psi(max_psi),
-                       X_unlabeled=X_unlabeled,
+                       X_unlabeled=X_unlabeled, augment=synthetic,
                        monotone_constraints=constraints, cv=folds, device=device,
                        progress=not quiet)
     result.model.save(out, overwrite=True)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _fidelity, _stopping
+from . import _augment, _fidelity, _stopping
 from ._advice import prune_warnings
 from ._candidates import FAMILIES, Families, FitRows
 from ._validation import SOFT_LABEL_OBJECTIVES, check_labels, check_weights
@@ -49,6 +49,10 @@ SCALE_ROWS = 5000
 #: about 0.1 when it crosses a decile edge
 ANCHOR_SHARE = 0.02
 FIT_METRIC_ROWS = 2000
+#: ``augment="auto"`` in fidelity mode: synthetic rows per fit row, and the most fit rows of
+#: every kind together that synthetic rows fill up to (the fits' time grows with the rows).
+AUGMENT_AUTO = 3.0
+AUGMENT_MAX_ROWS = 30000
 #: default L2 pull of refitted leaves towards their old values. Labels are noisy: at 50 the
 #: refits raised the fit rows' AUC by 0.03 over the judge rows' on overfit 800-tree models, and
 #: at 200 the chosen models scored 0.0015-0.006 higher on test rows (Taiwan XGBoost/LightGBM,
@@ -257,6 +261,7 @@ def prune(
     metric: str | None = None,
     sample_weight: Any = None,
     X_unlabeled: Any = None,
+    augment: float | str = "auto",
     scale: str | None = None,
     max_psi: float | None | str = "auto",
     families: Any = None,
@@ -303,6 +308,13 @@ def prune(
         Extra rows without outcomes (applications whose outcome has not matured). They are used
         only to fit: the distilled students learn the original's margins on them too, and in
         fidelity mode every family fits on them. They never judge.
+    augment : float or "auto"
+        Fidelity mode only: synthetic rows to fit on besides the fit rows, as a multiple of their
+        number. Each is a fit row with about 30% of its values taken from another fit row
+        (``treeprune._augment``); its target is the original's margin there, so no outcome is
+        needed. More rows pin down the refitted leaf values, lifting held-out Spearman most where
+        rows are few. ``"auto"`` (default): 3 in fidelity mode, up to 30,000 fit rows in
+        all (with ``X_unlabeled``); 0 (none) in the other modes, whose fit needs outcomes.
     scale : {"original", "calibrated"}, optional
         ``"original"`` (the default in fidelity mode): every candidate gets the affine map
         ``a * margin + b`` fitted on the fit rows that best matches the original's margins, baked
@@ -399,6 +411,14 @@ def prune(
         raise PruneError(f"max_psi must be a positive number (0.1: no significant shift) or "
                          f"None; got {max_psi!r}")
     fams = _families(families)
+    if augment != "auto" and (isinstance(augment, (str, bool)) or not np.isfinite(augment)
+                              or augment < 0):
+        raise PruneError(f"augment must be 'auto' or a non-negative multiple of the fit rows; "
+                         f"got {augment!r}")
+    if not fidelity and augment not in ("auto", 0):
+        raise PruneError("augment (synthetic rows) needs metric='fidelity': their fit target is "
+                         "the original's margin, while the other metrics fit outcomes; pass "
+                         "rows without outcomes as X_unlabeled instead")
     if tolerance is None and max_leaves is None and max_trees is None:
         tolerance = 0.01 if fidelity else 0.001
     if tolerance is not None and (not np.isfinite(tolerance) or tolerance < 0):
@@ -478,13 +498,24 @@ def prune(
         target = original_margin[fit_idx]
         labels = None if yv is None else yv[fit_idx]
         wf = None if w is None else w[fit_idx]
-        if fidelity and Xu is not None:
-            # without labels every family can fit on the unlabelled rows too
-            return FitRows(np.concatenate([Xm[fit_idx], Xu]),
-                           np.concatenate([target, xu_margin]),
-                           None if wf is None else np.concatenate([wf, np.full(len(Xu), wf.mean())]),
-                           np.concatenate([target, xu_margin]), None, labels)
-        return FitRows(Xm[fit_idx], target if fidelity else labels, wf, target, Xu, labels)
+        if not fidelity:
+            return FitRows(Xm[fit_idx], labels, wf, target, Xu, labels)
+        # without labels every family can fit on rows without outcomes too: the unlabelled
+        # rows, then synthetic ones made from the fit rows (last, so that the score scale is
+        # fitted on observed rows only)
+        parts, targets = [Xm[fit_idx]], [target]
+        if Xu is not None:
+            parts.append(Xu)
+            targets.append(xu_margin)
+        n_syn = _n_synthetic(augment, len(fit_idx), 0 if Xu is None else len(Xu))
+        if n_syn:
+            rng = np.random.default_rng([random_state, len(fit_idx)])
+            synthetic = _augment.mixed_rows(Xm[fit_idx], n_syn, rng)
+            parts.append(synthetic)
+            targets.append(ens.predict(synthetic, output="margin"))
+        Xf, tf = np.concatenate(parts), np.concatenate(targets)
+        wf = None if wf is None else np.concatenate([wf, np.full(len(Xf) - len(wf), wf.mean())])
+        return FitRows(Xf, tf, wf, tf, None, labels, n_synthetic=n_syn)
 
     def finish(cand: Ensemble, rows: FitRows) -> Ensemble | None:
         """The candidate on the requested score scale; None for one without a ranking."""
@@ -494,7 +525,7 @@ def prune(
 
         # two parameters: a few thousand fit rows pin them down; matching quantiles keeps the
         # score distribution (what PSI and cutoffs see), where least squares would shrink it
-        sub = _subsample(len(rows.X), SCALE_ROWS)
+        sub = _subsample(len(rows.X) - rows.n_synthetic, SCALE_ROWS)
         m = cand.predict(rows.X[sub], output="margin")
         try:
             a, b = scale_pass.fit_affine(m, rows.target[sub], method="quantile",
@@ -598,6 +629,7 @@ def prune(
               "n_rounds": n_rounds, "max_selected": max_selected,
               "random_state": random_state, "device": device, "n_rows": n,
               "n_unlabeled": 0 if Xu is None else int(Xu.shape[0]),
+              "augment": augment if fidelity else 0,
               "rows": {"fit": int(len(folds[0][0])) if cv < 2 else int(n_keep),
                        "judge": int(len(judged)), "confirm": int(len(confirm))},
               "monotone_constraints": list(ens.monotone_constraints)}
@@ -617,6 +649,13 @@ def prune(
                        confirm_index=confirm, holdout=holdout, warnings=warnings,
                        confirm_X=Xm[confirm] if len(confirm) else None,
                        confirm_y=None if yv is None or not len(confirm) else yv[confirm])
+
+
+def _n_synthetic(augment: float | str, n_fit: int, n_unlabeled: int) -> int:
+    """How many synthetic rows to add to ``n_fit`` fit rows (fidelity mode)."""
+    if augment == "auto":
+        return int(min(AUGMENT_AUTO * n_fit, max(0, AUGMENT_MAX_ROWS - n_fit - n_unlabeled)))
+    return int(round(float(augment) * n_fit))
 
 
 def _final_fit(source: Families, rows: FitRows, key: tuple, size: int, max_leaves: int | None,
