@@ -57,6 +57,8 @@ def test_all_families_share_one_path(data, xgb_model):
     X, y = data["prune"]
     r = tp.prune(xgb_model, X, y, tolerance=0.002, cv=1, random_state=1, max_selected=8)
     assert {"select", "collapse", "regrow", "distill", "distill+regrow"} <= set(r.path["family"])
+    # a grown candidate larger than the original is never one
+    assert (r.path["n_leaves"] <= tp.load(xgb_model).n_leaves).all()
     for col in ("spearman", "agreement_50", "agreement_80", "psi", "detail", "se_diff"):
         assert col in r.path and r.path[col].notna().all()
     # the judge rows of every family are the same rows: the original's metric is one number
@@ -88,7 +90,8 @@ def test_unlabeled_rows_feed_distillation(data, xgb_model):
     r = tp.prune(xgb_model, X[:600], y[:600], X_unlabeled=Xu, families=["distill"],
                  max_leaves=120, cv=1)
     rec = next(rec for rec in r.model.history if rec.name == "distill")
-    assert rec.details["n_unlabeled"] == 800
+    # and synthetic rows made from the fit rows (augment="auto": 3 per fit row)
+    assert rec.details["n_unlabeled"] == 800 + 3 * len(r.fit_index)
     assert r.params["n_unlabeled"] == 800
     with pytest.raises(DataError):
         tp.prune(xgb_model, X, y, X_unlabeled=Xu[:, :3], families=["distill"])
@@ -456,11 +459,34 @@ def test_fidelity_fits_on_synthetic_rows_too(data, xgb_model, monkeypatch):
 
 
 def test_augment_errors(data, xgb_model):
-    X, y = data["prune"]
-    with pytest.raises(PruneError, match="metric='fidelity'"):
-        tp.prune(xgb_model, X, y, augment=2)
+    X, _ = data["prune"]
     for bad in (-1, "more", float("nan"), True):
         with pytest.raises(PruneError, match="augment"):
             tp.prune(xgb_model, X, metric="fidelity", augment=bad)
-    # zero is fine in every mode (none)
-    assert tp.prune(xgb_model, X, y, augment=0, families=["select"], cv=1).params["augment"] == 0
+
+
+def test_distilled_students_learn_on_synthetic_rows_with_labels(data, xgb_model, monkeypatch):
+    from treeprune import _candidates
+
+    X, y = data["prune"]
+    seen = []
+    generate = _candidates.Families.generate
+
+    def spy(self, rows, **kw):
+        seen.append(rows)
+        return generate(self, rows, **kw)
+
+    monkeypatch.setattr(_candidates.Families, "generate", spy)
+    r = tp.prune(xgb_model, X, y, families=["distill"], max_leaves=120, cv=1, random_state=0)
+    n_fit = len(r.fit_index)
+    rows = seen[-1]
+    # the labels are fitted on observed rows only; the students' extra rows are synthetic
+    assert len(rows.X) == n_fit and rows.n_synthetic == 0
+    assert len(rows.X_unlabeled) == 3 * n_fit
+    Xf = X[r.fit_index].astype(rows.X_unlabeled.dtype)
+    assert all(np.isin(rows.X_unlabeled[:, j], Xf[:, j]).all() for j in range(X.shape[1]))
+    # families without a student get none; augment=0 turns them off
+    tp.prune(xgb_model, X, y, families=["select"], max_leaves=120, cv=1)
+    assert seen[-1].X_unlabeled is None
+    tp.prune(xgb_model, X, y, families=["distill"], max_leaves=120, cv=1, augment=0)
+    assert seen[-1].X_unlabeled is None

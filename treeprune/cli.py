@@ -347,8 +347,9 @@ def _augment(text: str) -> float | str:
               help="Extra rows without outcomes (CSV or Parquet) to fit on: the distilled "
                    "students, and every family with --metric fidelity.")
 @click.option("--augment", default="auto", show_default=True,
-              help="Fidelity mode: synthetic rows to fit on, as a multiple of the fit rows "
-                   "(auto: 3, up to 30,000 fit rows in all; 0: none).")
+              help="Synthetic rows to fit on (every family with --metric fidelity, the "
+                   "distilled students otherwise), as a multiple of the fit rows (auto: 3, up "
+                   "to 30,000 rows in all with fidelity, 10,000 otherwise; 0: none).")
 @click.option("--monotone", default=None,
               help="Monotone constraints to keep: JSON ({\"age\": 1} or [1,0,-1]) or "
                    "name=+1,name=-1.")

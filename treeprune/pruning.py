@@ -49,10 +49,13 @@ SCALE_ROWS = 5000
 #: about 0.1 when it crosses a decile edge
 ANCHOR_SHARE = 0.02
 FIT_METRIC_ROWS = 2000
-#: ``augment="auto"`` in fidelity mode: synthetic rows per fit row, and the most fit rows of
-#: every kind together that synthetic rows fill up to (the fits' time grows with the rows).
+#: ``augment="auto"``: synthetic rows per fit row, and the most fit rows of every kind together
+#: that synthetic rows fill up to in fidelity mode (the fits' time grows with the rows).
 AUGMENT_AUTO = 3.0
 AUGMENT_MAX_ROWS = 30000
+#: With labels only the distilled students fit on them, and their trainer's time grows with the
+#: rows: fewer (measured: 18,000 synthetic rows made a Taiwan run 5x slower for nothing).
+AUGMENT_MAX_ROWS_LABELS = 10000
 #: default L2 pull of refitted leaves towards their old values. Labels are noisy: at 50 the
 #: refits raised the fit rows' AUC by 0.03 over the judge rows' on overfit 800-tree models, and
 #: at 200 the chosen models scored 0.0015-0.006 higher on test rows (Taiwan XGBoost/LightGBM,
@@ -309,12 +312,13 @@ def prune(
         only to fit: the distilled students learn the original's margins on them too, and in
         fidelity mode every family fits on them. They never judge.
     augment : float or "auto"
-        Fidelity mode only: synthetic rows to fit on besides the fit rows, as a multiple of their
-        number. Each is a fit row with about 30% of its values taken from another fit row
-        (``treeprune._augment``); its target is the original's margin there, so no outcome is
-        needed. More rows pin down the refitted leaf values, lifting held-out Spearman most where
-        rows are few. ``"auto"`` (default): 3 in fidelity mode, up to 30,000 fit rows in
-        all (with ``X_unlabeled``); 0 (none) in the other modes, whose fit needs outcomes.
+        Synthetic rows to fit on, as a multiple of the fit rows. Each is a fit row with about 30%
+        of its values taken from another fit row (``treeprune._augment``); its target is the
+        original's margin there, so no outcome is needed. In fidelity mode every family fits on
+        them, and more rows pin the refitted leaves down (held-out Spearman up most where rows
+        are few); with labels the distilled students learn the original's margins on them as on
+        ``X_unlabeled``. ``"auto"`` (default): 3 times the fit rows, up to 30,000 rows in all in
+        fidelity mode and 10,000 with labels (fit rows and ``X_unlabeled`` included); 0: none.
     scale : {"original", "calibrated"}, optional
         ``"original"`` (the default in fidelity mode): every candidate gets the affine map
         ``a * margin + b`` fitted on the fit rows that best matches the original's margins, baked
@@ -415,10 +419,6 @@ def prune(
                               or augment < 0):
         raise PruneError(f"augment must be 'auto' or a non-negative multiple of the fit rows; "
                          f"got {augment!r}")
-    if not fidelity and augment not in ("auto", 0):
-        raise PruneError("augment (synthetic rows) needs metric='fidelity': their fit target is "
-                         "the original's margin, while the other metrics fit outcomes; pass "
-                         "rows without outcomes as X_unlabeled instead")
     if tolerance is None and max_leaves is None and max_trees is None:
         tolerance = 0.01 if fidelity else 0.001
     if tolerance is not None and (not np.isfinite(tolerance) or tolerance < 0):
@@ -498,8 +498,17 @@ def prune(
         target = original_margin[fit_idx]
         labels = None if yv is None else yv[fit_idx]
         wf = None if w is None else w[fit_idx]
+        n_syn = _n_synthetic(augment, len(fit_idx), 0 if Xu is None else len(Xu), fidelity) \
+            if fidelity or any(f.startswith("distill") for f in fams) else 0
+        synthetic = None
+        if n_syn:
+            rng = np.random.default_rng([random_state, len(fit_idx)])
+            synthetic = _augment.mixed_rows(Xm[fit_idx], n_syn, rng)
         if not fidelity:
-            return FitRows(Xm[fit_idx], labels, wf, target, Xu, labels)
+            # the distilled students learn the original's margins: rows without outcomes too
+            extra = [v for v in (Xu, synthetic) if v is not None]
+            return FitRows(Xm[fit_idx], labels, wf, target,
+                           np.concatenate(extra) if extra else None, labels)
         # without labels every family can fit on rows without outcomes too: the unlabelled
         # rows, then synthetic ones made from the fit rows (last, so that the score scale is
         # fitted on observed rows only)
@@ -507,10 +516,7 @@ def prune(
         if Xu is not None:
             parts.append(Xu)
             targets.append(xu_margin)
-        n_syn = _n_synthetic(augment, len(fit_idx), 0 if Xu is None else len(Xu))
-        if n_syn:
-            rng = np.random.default_rng([random_state, len(fit_idx)])
-            synthetic = _augment.mixed_rows(Xm[fit_idx], n_syn, rng)
+        if synthetic is not None:
             parts.append(synthetic)
             targets.append(ens.predict(synthetic, output="margin"))
         Xf, tf = np.concatenate(parts), np.concatenate(targets)
@@ -561,6 +567,10 @@ def prune(
                 if bar.n >= bar.total:  # the last fold ran longer than estimated
                     bar.total = bar.n + 1
                 bar.update()
+            if cand.n_leaves > base_ens.n_leaves:
+                # a grown model can outgrow the original: never an answer to pruning (with the
+                # lossless model as the fallback, the tolerance rule could otherwise pick it)
+                continue
             cand = finish(cand, rows)
             if cand is None:
                 continue
@@ -629,7 +639,7 @@ def prune(
               "n_rounds": n_rounds, "max_selected": max_selected,
               "random_state": random_state, "device": device, "n_rows": n,
               "n_unlabeled": 0 if Xu is None else int(Xu.shape[0]),
-              "augment": augment if fidelity else 0,
+              "augment": augment,
               "rows": {"fit": int(len(folds[0][0])) if cv < 2 else int(n_keep),
                        "judge": int(len(judged)), "confirm": int(len(confirm))},
               "monotone_constraints": list(ens.monotone_constraints)}
@@ -651,10 +661,11 @@ def prune(
                        confirm_y=None if yv is None or not len(confirm) else yv[confirm])
 
 
-def _n_synthetic(augment: float | str, n_fit: int, n_unlabeled: int) -> int:
-    """How many synthetic rows to add to ``n_fit`` fit rows (fidelity mode)."""
+def _n_synthetic(augment: float | str, n_fit: int, n_unlabeled: int, fidelity: bool) -> int:
+    """How many synthetic rows to add to ``n_fit`` fit rows."""
     if augment == "auto":
-        return int(min(AUGMENT_AUTO * n_fit, max(0, AUGMENT_MAX_ROWS - n_fit - n_unlabeled)))
+        most = AUGMENT_MAX_ROWS if fidelity else AUGMENT_MAX_ROWS_LABELS
+        return int(min(AUGMENT_AUTO * n_fit, max(0, most - n_fit - n_unlabeled)))
     return int(round(float(augment) * n_fit))
 
 
