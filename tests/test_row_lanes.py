@@ -117,19 +117,3 @@ def test_xgboost_lanes_match_native(spec):
     ens = tp.load(booster)
     _check_rows(ens, X, booster.predict(dm, output_margin=True),
                 booster.predict(dm, pred_leaf=True))
-
-
-def test_single_row_paths_take_the_lanes_for_lopsided_models():
-    booster, Xe = train(LGB_SPECS[0])
-    X = np.asarray(stress_rows(booster, Xe, 5), dtype=np.float64)[:200]
-    ens = tp.load(booster)
-    kernel, _ = pack(ens).single_row
-    assert kernel is margin_row_lanes
-    batch = ens.predict(X, output="margin")
-    f = ens.predictor("margin")
-    for i, x in enumerate(X):
-        assert ens.predict(x, output="margin")[0] == batch[i]
-        assert f(x)[0] == batch[i]
-    # balanced trees stay on the lock-step walk
-    balanced = tp.load(make_model(XGBSpec(n_trees=5, max_depth=3))[0])
-    assert pack(balanced).single_row[0] is margin_row

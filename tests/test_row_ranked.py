@@ -1,0 +1,179 @@
+"""The rank-coded single-row kernel: the same leaves as the native libraries' ``pred_leaf`` and
+the same margins as the batch kernels, bit for bit.
+
+Every split is decided there by one integer comparison of the row's ranks, so these cases cover
+each rule the ranks stand in for: NaN either way, LightGBM's missing types (zero-as-missing,
+none), its ``<=`` at the largest double and at +inf, tiny values, thresholds and their float
+neighbours, +-inf, categorical bitsets narrow and wide (past 64 categories) with odd codes,
+trees that are a single leaf, fewer trees than lanes, multiclass models, and the fallback for
+a model past the layout's limits.
+"""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+from lgb_models import LgbSpec, stress_rows, train
+from xgb_models import XGBSpec, dmatrix, make_model
+
+import treeprune as tp
+from treeprune.kernels import ranked
+from treeprune.kernels.lanes import margin_row_lanes
+from treeprune.kernels.ranked import LANES, leaves_row_ranked, margin_row_ranked
+from treeprune.kernels.traverse import margin_row
+from treeprune.packed import pack
+from treeprune.predict import leaves_packed
+
+
+def _with_infinities(X):
+    """``X`` with rows where each column in turn is +inf and -inf."""
+    rows = []
+    for j in range(X.shape[1]):
+        for v in (np.inf, -np.inf):
+            r = X[j % len(X)].copy()
+            r[j] = v
+            rows.append(r)
+    return np.concatenate([np.array(rows), X])
+
+
+def _check(ens, X, native_margin=None, native_leaf=None):
+    """Every row of ``X``: the ranked margins are the batch margins and the lock-step walk's,
+    bit for bit, and the native margins within 1e-5; its leaves are the native ``pred_leaf``
+    (or, without one, the batch kernels' leaves)."""
+    p = pack(ens)
+    assert p.ranked is not None
+    buf, code_leaf = p.ranked
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    batch = ens.predict(X, output="margin").reshape(len(X), -1)
+    got = np.array([margin_row_ranked(x, buf, p.base_margin) for x in X])
+    np.testing.assert_array_equal(got, batch)
+    for x, g in zip(X[:100], got[:100], strict=True):
+        np.testing.assert_array_equal(g, margin_row(x, *p.walk_args, p.base_margin))
+    if native_margin is not None:
+        np.testing.assert_allclose(got, np.asarray(native_margin).reshape(got.shape), rtol=0,
+                                   atol=1e-5)
+    n_trees = len(p.trees)
+    leaves = np.array([leaves_row_ranked(x, buf, code_leaf, np.empty(n_trees, np.int32))
+                       for x in X])
+    expected = native_leaf if native_leaf is not None else \
+        p.native_id[leaves_packed(p, np.ascontiguousarray(X, dtype=p.dtype))]
+    np.testing.assert_array_equal(p.native_id[leaves], expected)
+
+
+LGB_SPECS = [
+    # deep leaf-wise trees with categorical bitsets and many NaN
+    LgbSpec("binary", n_cat=2, num_leaves=63, n_trees=21, n_rows=2000, nan_frac=0.2,
+            params=(("min_data_in_leaf", 2), ("min_sum_hessian_in_leaf", 0.0))),
+    LgbSpec("binary", n_cat=1, missing="zero", zero_frac=0.3, num_leaves=31, n_trees=12,
+            n_rows=1200),
+    LgbSpec("regression", missing="none", num_leaves=31, n_trees=9, n_rows=800),
+    LgbSpec("multiclass", n_classes=3, n_cat=2, num_leaves=31, n_trees=7, n_rows=900),
+    # fewer trees than lanes; stumps
+    LgbSpec("binary", n_cat=2, num_leaves=15, n_trees=LANES - 3, n_rows=600),
+    LgbSpec("binary", num_leaves=2, n_trees=11),
+]
+
+
+@pytest.mark.parametrize("spec", LGB_SPECS, ids=lambda s: s.id)
+def test_lightgbm_ranked_matches_native(spec):
+    booster, Xe = train(spec)
+    X = _with_infinities(np.asarray(stress_rows(booster, Xe, spec.n_features), dtype=np.float64))
+    _check(tp.load(booster), X, booster.predict(X, raw_score=True),
+           booster.predict(X, pred_leaf=True))
+
+
+def test_lightgbm_wide_category_bitsets():
+    # 150 categories, the label driven by the code's parity: bitsets reach past 64 categories
+    rng = np.random.default_rng(5)
+    n = 4000
+    code = rng.integers(0, 150, n).astype(np.float64)
+    num = rng.normal(size=n)
+    y = ((code % 2 == 0) ^ (num > 0.8)).astype(np.float64)
+    X = np.column_stack([code, num])
+    X[rng.random(n) < 0.05, 0] = np.nan
+    booster = lgb.train({"objective": "binary", "num_leaves": 15, "verbose": -1,
+                         "num_threads": 1, "max_cat_threshold": 128, "min_data_per_group": 5,
+                         "cat_smooth": 1.0, "max_cat_to_onehot": 2},
+                        lgb.Dataset(X, y, categorical_feature=[0]), 12)
+    ens = tp.load(booster)
+    assert (np.diff(pack(ens).cat_bounds) > 2).any()  # bitsets of more than 64 categories
+    Xt = np.concatenate([X[:300], [[c, 0.1] for c in (63.0, 64.0, 65.0, 127.9, 149.0, 300.0,
+                                                        -0.5, -1.0, np.nan, 2.0**31, -2.0**31,
+                                                        np.inf, -np.inf, -0.0)]])
+    _check(ens, Xt, booster.predict(Xt, raw_score=True), booster.predict(Xt, pred_leaf=True))
+
+
+def test_lightgbm_le_at_the_largest_double_and_infinity():
+    # thresholds whose next double is +inf keep ``x <= t``: t = DBL_MAX sends only +inf right,
+    # t = +inf sends nothing right
+    booster, Xe = train(LgbSpec("binary", num_leaves=15, n_trees=6, n_rows=600))
+    ens = tp.load(booster)
+    split = np.flatnonzero(ens.left >= 0)
+    threshold = ens.threshold.copy()
+    threshold[split[::3]] = np.finfo(np.float64).max
+    threshold[split[1::3]] = np.inf
+    changed = ens.replace(threshold=threshold)
+    X = _with_infinities(np.asarray(Xe, dtype=np.float64))
+    _check(changed, X)
+
+
+XGB_SPECS = [
+    # lossguide: lopsided trees of mixed depths
+    XGBSpec(n_trees=13, max_depth=0, nan_rate=0.2, seed=3,
+            extra={"grow_policy": "lossguide", "max_leaves": 24}),
+    XGBSpec(n_trees=20, max_depth=6, nan_rate=0.3, seed=4),
+    XGBSpec(n_cat=2, n_num=3, n_levels=40, n_trees=11, max_depth=5, seed=7),
+    # categories past 64: partition splits with wide bitsets
+    XGBSpec(n_cat=1, n_num=3, n_levels=100, n_trees=9, max_depth=4, n_rows=3000, seed=17),
+    XGBSpec(objective="multi:softprob", n_cat=1, n_num=4, n_trees=6, max_depth=3, seed=8),
+    # a large minimum split loss: later trees are a single leaf
+    XGBSpec(objective="reg:squarederror", n_trees=12, max_depth=3, seed=9,
+            extra={"gamma": 2.0, "eta": 0.5}),
+]
+
+
+@pytest.mark.parametrize("spec", XGB_SPECS, ids=lambda s: s.id)
+def test_xgboost_ranked_matches_native(spec):
+    booster, X, _ = make_model(spec)
+    rng = np.random.default_rng(1)
+    odd = X[rng.integers(len(X), size=40)].copy()
+    for j in range(spec.n_cat):
+        odd[:20, j] = rng.choice([-1.0, -0.5, -0.0, 0.5, 63.0, 64.0, 65.5, 99.0, 2.0**24,
+                                  np.nan], 20)
+    X = np.concatenate([odd, X])
+    dm = dmatrix(spec, X)
+    ens = tp.load(booster)
+    _check(ens, X, booster.predict(dm, output_margin=True), booster.predict(dm, pred_leaf=True))
+    _check(ens, _with_infinities(X[:30]))  # XGBoost's DMatrix refuses inf: the batch kernels
+    if spec.extra.get("gamma"):
+        assert (ens.tree_n_leaves() == 1).any()  # the case under test
+
+
+def test_single_row_paths_take_the_ranked_kernel():
+    booster, Xe = train(LGB_SPECS[0])
+    X = np.asarray(stress_rows(booster, Xe, 5), dtype=np.float64)[:200]
+    ens = tp.load(booster)
+    assert pack(ens).single_row[0] is margin_row_ranked
+    batch = ens.predict(X, output="margin")
+    f = ens.predictor("margin")
+    for i, x in enumerate(X):
+        assert ens.predict(x, output="margin")[0] == batch[i]
+        assert f(x)[0] == batch[i]
+    balanced = tp.load(make_model(XGBSpec(n_trees=5, max_depth=3))[0])
+    assert pack(balanced).single_row[0] is margin_row_ranked
+
+
+def test_models_past_the_limits_keep_the_other_kernels(monkeypatch):
+    # more distinct thresholds per feature than the ranks hold: the 16-byte lanes (lopsided
+    # trees) and the lock-step walk (balanced trees), with the same margins
+    monkeypatch.setattr(ranked, "MAX_THRESHOLDS", 3)
+    booster, Xe = train(LGB_SPECS[0])
+    ens = tp.load(booster)
+    p = pack(ens)
+    assert p.ranked is None and p.single_row[0] is margin_row_lanes
+    X = np.asarray(Xe, dtype=np.float64)[:100]
+    f = ens.predictor("margin")
+    np.testing.assert_array_equal([f(x)[0] for x in X], ens.predict(X, output="margin"))
+    balanced = tp.load(make_model(XGBSpec(n_trees=5, max_depth=3))[0])
+    assert pack(balanced).single_row[0] is margin_row
