@@ -421,12 +421,11 @@ def test_mixed_rows_take_every_value_from_the_data():
     np.testing.assert_array_equal(out, _augment.mixed_rows(X, 1000, np.random.default_rng(1)))
 
 
-def test_fidelity_fits_on_synthetic_rows_too(data, xgb_model, monkeypatch):
+@pytest.fixture
+def fit_rows_seen(monkeypatch):
+    """The ``FitRows`` every candidate search of the test was given, in order."""
     from treeprune import _candidates
 
-    X, _ = data["prune"]
-    Xt, _ = data["test"]
-    ens = tp.load(xgb_model)
     seen = []
     generate = _candidates.Families.generate
 
@@ -435,6 +434,14 @@ def test_fidelity_fits_on_synthetic_rows_too(data, xgb_model, monkeypatch):
         return generate(self, rows, **kw)
 
     monkeypatch.setattr(_candidates.Families, "generate", spy)
+    return seen
+
+
+def test_fidelity_fits_on_synthetic_rows_too(data, xgb_model, fit_rows_seen):
+    seen = fit_rows_seen
+    X, _ = data["prune"]
+    Xt, _ = data["test"]
+    ens = tp.load(xgb_model)
     kw = {"metric": "fidelity", "max_leaves": ens.n_leaves // 4, "cv": 1, "random_state": 0,
           "max_selected": 16}
     few = X[:300]
@@ -465,18 +472,9 @@ def test_augment_errors(data, xgb_model):
             tp.prune(xgb_model, X, metric="fidelity", augment=bad)
 
 
-def test_distilled_students_learn_on_synthetic_rows_with_labels(data, xgb_model, monkeypatch):
-    from treeprune import _candidates
-
+def test_distilled_students_learn_on_synthetic_rows_with_labels(data, xgb_model, fit_rows_seen):
+    seen = fit_rows_seen
     X, y = data["prune"]
-    seen = []
-    generate = _candidates.Families.generate
-
-    def spy(self, rows, **kw):
-        seen.append(rows)
-        return generate(self, rows, **kw)
-
-    monkeypatch.setattr(_candidates.Families, "generate", spy)
     r = tp.prune(xgb_model, X, y, families=["distill"], max_leaves=120, cv=1, random_state=0)
     n_fit = len(r.fit_index)
     rows = seen[-1]
