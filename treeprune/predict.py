@@ -230,6 +230,31 @@ class Predictor:
             self.compile_seconds = time.perf_counter() - start
             self._row = module.margin_row
             self._rows = module.margin_rows
+        self._fast = self._make_fast() if self._lean else None
+
+    def _make_fast(self) -> Any:
+        """The whole call on one contiguous float64 row, as one closure: the kernel, then the
+        output's finish (a call from Python pays for every attribute it looks up)."""
+        if self._row is not None:
+            row = self._row
+        else:
+            kernel, args = self._kernel, self._args
+            if len(args) == 2:
+                a0, a1 = args
+
+                def row(x: np.ndarray) -> np.ndarray:
+                    return kernel(x, a0, a1)
+            else:
+                def row(x: np.ndarray) -> np.ndarray:
+                    return kernel(x, *args)
+        finish = self._finish_row
+        if self._single:
+            if finish is None:
+                return row
+            return lambda x: finish(row(x))
+        if finish is None:
+            return lambda x: row(x).reshape(1, -1)
+        return lambda x: finish(row(x).reshape(1, -1))
 
     @staticmethod
     def _make_finish(ens: Ensemble, output: str) -> Any:
@@ -251,18 +276,14 @@ class Predictor:
 
     def __call__(self, X: Any) -> np.ndarray:
         """Predict ``X`` (one row as a 1-D array, or rows as a 2-D array / DataFrame)."""
-        if type(X) is np.ndarray and X.shape == self._row_shape and self._lean:
+        if type(X) is np.ndarray and X.shape == self._row_shape and self._fast is not None:
             # one numpy row: one kernel call, which reads the row as the source library does
             # (float32 for XGBoost), walks every tree and returns the float64 margins
             # (n_groups,); the kernels are compiled for contiguous float64 rows only
-            if X.dtype is not _F64 or not X.flags.c_contiguous:
-                if X.dtype.kind != "f":
-                    return self._general(X)
-                X = np.ascontiguousarray(X, dtype=np.float64)
-            margin = self._row(X) if self._row is not None else self._kernel(X, *self._args)
-            if not self._single:
-                margin = margin.reshape(1, -1)
-            return margin if self._finish_row is None else self._finish_row(margin)
+            if X.dtype is _F64 and X.flags.c_contiguous:
+                return self._fast(X)
+            if X.dtype.kind == "f":
+                return self._fast(np.ascontiguousarray(X, dtype=np.float64))
         return self._general(X)
 
     def _general(self, X: Any) -> np.ndarray:
