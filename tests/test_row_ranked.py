@@ -20,7 +20,13 @@ from xgb_models import XGBSpec, dmatrix, make_model
 import treeprune as tp
 from treeprune.kernels import ranked
 from treeprune.kernels.lanes import margin_row_lanes
-from treeprune.kernels.ranked import LANES, leaves_row_ranked, margin_row_ranked
+from treeprune.kernels.ranked import (
+    LANES,
+    leaves_row_ranked,
+    margin_row_ranked32,
+    margin_row_ranked64,
+    ranked_margin_kernel,
+)
 from treeprune.kernels.traverse import margin_row
 from treeprune.packed import pack
 from treeprune.predict import leaves_packed
@@ -46,7 +52,8 @@ def _check(ens, X, native_margin=None, native_leaf=None):
     buf, code_leaf = p.ranked
     X = np.ascontiguousarray(X, dtype=np.float64)
     batch = ens.predict(X, output="margin").reshape(len(X), -1)
-    got = np.array([margin_row_ranked(x, buf, p.base_margin) for x in X])
+    kernel = ranked_margin_kernel(p.dtype)
+    got = np.array([kernel(x, buf) for x in X])
     np.testing.assert_array_equal(got, batch)
     for x, g in zip(X[:100], got[:100], strict=True):
         np.testing.assert_array_equal(g, margin_row(x, *p.walk_args, p.base_margin))
@@ -154,14 +161,14 @@ def test_single_row_paths_take_the_ranked_kernel():
     booster, Xe = train(LGB_SPECS[0])
     X = np.asarray(stress_rows(booster, Xe, 5), dtype=np.float64)[:200]
     ens = tp.load(booster)
-    assert pack(ens).single_row[0] is margin_row_ranked
+    assert pack(ens).single_row[0] is margin_row_ranked64
     batch = ens.predict(X, output="margin")
     f = ens.predictor("margin")
     for i, x in enumerate(X):
         assert ens.predict(x, output="margin")[0] == batch[i]
         assert f(x)[0] == batch[i]
     balanced = tp.load(make_model(XGBSpec(n_trees=5, max_depth=3))[0])
-    assert pack(balanced).single_row[0] is margin_row_ranked
+    assert pack(balanced).single_row[0] is margin_row_ranked32
 
 
 def test_models_past_the_limits_keep_the_other_kernels(monkeypatch):

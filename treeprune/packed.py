@@ -28,7 +28,7 @@ from ._rules import (
 from .ensemble import Ensemble
 from .errors import UnsupportedModelError
 from .kernels.lanes import build_row_layout, margin_row_lanes
-from .kernels.ranked import build_ranked, margin_row_ranked
+from .kernels.ranked import build_ranked, ranked_margin_kernel
 from .kernels.shallow import SHALLOW_MAX_DEPTH
 from .kernels.traverse import margin_row, pack_breadth_first
 
@@ -100,20 +100,20 @@ class Packed:
         return build_ranked(np.ascontiguousarray(self.trees[:, 0]),
                             np.ascontiguousarray(self.trees[:, 1]), self.info, self.threshold,
                             self.left, self.leaf_value, self.cat, self.cat_bounds,
-                            self.cat_words, self.rule)
+                            self.cat_words, self.rule, self.base_margin)
 
     @cached_property
     def single_row(self) -> tuple:
         """``(kernel, args)``: ``kernel(row, *args)`` returns the float64 margins (n_groups,) of
         one float64 row: the rank-coded lanes (:func:`treeprune.kernels.ranked.
-        margin_row_ranked`; measured faster than the others on balanced and on lopsided
+        ranked_margin_kernel`; measured faster than the others on balanced and on lopsided
         trees); for a model past that layout's limits, the 16-byte lanes
         (:func:`treeprune.kernels.lanes.margin_row_lanes`) for lopsided (leaf-wise) trees and
         the lock-step walk to the trees' fixed depth (:func:`treeprune.kernels.traverse.
         margin_row`) for balanced ones. All give the same margins, bit for bit."""
         ranked = self.ranked
         if ranked is not None:
-            return margin_row_ranked, (ranked[0], self.base_margin)
+            return ranked_margin_kernel(self.dtype), (ranked[0],)
         if np.any(self.trees[:, 3]):
             return margin_row_lanes, (*self.row_args, self.base_margin)
         return margin_row, (*self.walk_args, self.base_margin)

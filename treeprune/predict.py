@@ -239,11 +239,11 @@ class Predictor:
             row = self._row
         else:
             kernel, args = self._kernel, self._args
-            if len(args) == 2:
-                a0, a1 = args
+            if len(args) == 1:
+                (a0,) = args
 
                 def row(x: np.ndarray) -> np.ndarray:
-                    return kernel(x, a0, a1)
+                    return kernel(x, a0)
             else:
                 def row(x: np.ndarray) -> np.ndarray:
                     return kernel(x, *args)
