@@ -37,7 +37,8 @@ more than ``tolerance + 0.001`` below the original's. Target: at most 10% of run
 confirm-row estimate (``result.holdout``) is printed beside the test figure.
 
 ``fidelity`` (label-free): tuned models, ``prune(model, X_prune, metric="fidelity")`` (no labels,
-tolerance 0.01, ``scale="original"``), tolerance 0.005 (also with the train part's features as
+tolerance 0.01, ``scale="original"``, synthetic rows made from the fit rows: ``augment="auto"``),
+tolerance 0.005 (also with the train part's features as
 ``X_unlabeled``, the development sample a bank keeps) and ``max_leaves`` = 1/4 (also with that
 sample) and 1/10 of the original's leaves; test-row Spearman, decision agreement at 50%/80%
 approval and PSI against the original. The verdict takes any run meeting every condition,
