@@ -14,10 +14,44 @@ rows stay unseen.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from .errors import PruneError
 
 #: Share of a synthetic row's values taken from a second row.
 MIX_SHARE = 0.3
+#: ``augment="auto"``: synthetic rows per fit row, and the most fit rows of every kind together
+#: that synthetic rows fill up to in fidelity mode (the fits' time grows with the rows).
+AUTO = 3.0
+MAX_ROWS = 30000
+#: With labels only the distilled students fit on them, and their trainer's time grows with the
+#: rows: fewer (measured: 18,000 synthetic rows made a Taiwan run 5x slower for nothing).
+MAX_ROWS_LABELS = 10000
+
+
+def check(augment: Any) -> None:
+    """Raise ``PruneError`` unless ``augment`` is "auto" or a non-negative finite number."""
+    if augment != "auto" and (isinstance(augment, (str, bool)) or not np.isfinite(augment)
+                              or augment < 0):
+        raise PruneError(f"augment must be 'auto' or a non-negative multiple of the fit rows; "
+                         f"got {augment!r}")
+
+
+def synthetic_rows(X_fit: np.ndarray, augment: float | str, n_unlabeled: int, fidelity: bool,
+                   random_state: int) -> np.ndarray | None:
+    """The synthetic rows ``prune(augment=...)`` asks for, made from the fit rows ``X_fit``
+    (None for none); deterministic per ``random_state`` and number of fit rows."""
+    n_fit = X_fit.shape[0]
+    if augment == "auto":
+        most = MAX_ROWS if fidelity else MAX_ROWS_LABELS
+        n_rows = int(min(AUTO * n_fit, max(0, most - n_fit - n_unlabeled)))
+    else:
+        n_rows = int(round(float(augment) * n_fit))
+    if n_rows == 0:
+        return None
+    return mixed_rows(X_fit, n_rows, np.random.default_rng([random_state, n_fit]))
 
 
 def mixed_rows(X: np.ndarray, n_rows: int, rng: np.random.Generator,

@@ -49,13 +49,6 @@ SCALE_ROWS = 5000
 #: about 0.1 when it crosses a decile edge
 ANCHOR_SHARE = 0.02
 FIT_METRIC_ROWS = 2000
-#: ``augment="auto"``: synthetic rows per fit row, and the most fit rows of every kind together
-#: that synthetic rows fill up to in fidelity mode (the fits' time grows with the rows).
-AUGMENT_AUTO = 3.0
-AUGMENT_MAX_ROWS = 30000
-#: With labels only the distilled students fit on them, and their trainer's time grows with the
-#: rows: fewer (measured: 18,000 synthetic rows made a Taiwan run 5x slower for nothing).
-AUGMENT_MAX_ROWS_LABELS = 10000
 #: default L2 pull of refitted leaves towards their old values. Labels are noisy: at 50 the
 #: refits raised the fit rows' AUC by 0.03 over the judge rows' on overfit 800-tree models, and
 #: at 200 the chosen models scored 0.0015-0.006 higher on test rows (Taiwan XGBoost/LightGBM,
@@ -415,10 +408,7 @@ def prune(
         raise PruneError(f"max_psi must be a positive number (0.1: no significant shift) or "
                          f"None; got {max_psi!r}")
     fams = _families(families)
-    if augment != "auto" and (isinstance(augment, (str, bool)) or not np.isfinite(augment)
-                              or augment < 0):
-        raise PruneError(f"augment must be 'auto' or a non-negative multiple of the fit rows; "
-                         f"got {augment!r}")
+    _augment.check(augment)
     if tolerance is None and max_leaves is None and max_trees is None:
         tolerance = 0.01 if fidelity else 0.001
     if tolerance is not None and (not np.isfinite(tolerance) or tolerance < 0):
@@ -498,12 +488,10 @@ def prune(
         target = original_margin[fit_idx]
         labels = None if yv is None else yv[fit_idx]
         wf = None if w is None else w[fit_idx]
-        n_syn = _n_synthetic(augment, len(fit_idx), 0 if Xu is None else len(Xu), fidelity) \
-            if fidelity or any(f.startswith("distill") for f in fams) else 0
         synthetic = None
-        if n_syn:
-            rng = np.random.default_rng([random_state, len(fit_idx)])
-            synthetic = _augment.mixed_rows(Xm[fit_idx], n_syn, rng)
+        if fidelity or any(f.startswith("distill") for f in fams):  # else no fit would use them
+            synthetic = _augment.synthetic_rows(Xm[fit_idx], augment, 0 if Xu is None else len(Xu),
+                                                fidelity, random_state)
         if not fidelity:
             # the distilled students learn the original's margins: rows without outcomes too
             extra = [v for v in (Xu, synthetic) if v is not None]
@@ -521,7 +509,8 @@ def prune(
             targets.append(ens.predict(synthetic, output="margin"))
         Xf, tf = np.concatenate(parts), np.concatenate(targets)
         wf = None if wf is None else np.concatenate([wf, np.full(len(Xf) - len(wf), wf.mean())])
-        return FitRows(Xf, tf, wf, tf, None, labels, n_synthetic=n_syn)
+        return FitRows(Xf, tf, wf, tf, None, labels,
+                       n_synthetic=0 if synthetic is None else len(synthetic))
 
     def finish(cand: Ensemble, rows: FitRows) -> Ensemble | None:
         """The candidate on the requested score scale; None for one without a ranking."""
@@ -659,14 +648,6 @@ def prune(
                        confirm_index=confirm, holdout=holdout, warnings=warnings,
                        confirm_X=Xm[confirm] if len(confirm) else None,
                        confirm_y=None if yv is None or not len(confirm) else yv[confirm])
-
-
-def _n_synthetic(augment: float | str, n_fit: int, n_unlabeled: int, fidelity: bool) -> int:
-    """How many synthetic rows to add to ``n_fit`` fit rows."""
-    if augment == "auto":
-        most = AUGMENT_MAX_ROWS if fidelity else AUGMENT_MAX_ROWS_LABELS
-        return int(min(AUGMENT_AUTO * n_fit, max(0, most - n_fit - n_unlabeled)))
-    return int(round(float(augment) * n_fit))
 
 
 def _final_fit(source: Families, rows: FitRows, key: tuple, size: int, max_leaves: int | None,
