@@ -251,3 +251,19 @@ SLOW_SPECS: list[LgbSpec] = [
     LgbSpec("tweedie", n_trees=150, num_leaves=31, n_rows=2000, missing="none"),
     LgbSpec("poisson", n_trees=150, num_leaves=7, max_depth=3, n_rows=2000, n_cat=1),
 ]
+
+
+def row_kernel_specs(lanes: int) -> list[LgbSpec]:
+    """Models for the single-row kernels that walk ``lanes`` trees at once: deep leaf-wise trees
+    with categorical bitsets and many NaN, zero as missing, no missing values, multiclass, fewer
+    trees than lanes, and stumps (every walk ends after one split)."""
+    return [
+        LgbSpec("binary", n_cat=2, num_leaves=63, n_trees=21, n_rows=2000, nan_frac=0.2,
+                params=(("min_data_in_leaf", 2), ("min_sum_hessian_in_leaf", 0.0))),
+        LgbSpec("binary", n_cat=1, missing="zero", zero_frac=0.3, num_leaves=31, n_trees=12,
+                n_rows=1200),
+        LgbSpec("regression", missing="none", num_leaves=31, n_trees=9, n_rows=800),
+        LgbSpec("multiclass", n_classes=3, n_cat=2, num_leaves=31, n_trees=7, n_rows=900),
+        LgbSpec("binary", n_cat=2, num_leaves=15, n_trees=lanes - 3, n_rows=600),
+        LgbSpec("binary", num_leaves=2, n_trees=11),
+    ]

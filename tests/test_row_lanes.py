@@ -13,7 +13,7 @@ from __future__ import annotations
 import lightgbm as lgb
 import numpy as np
 import pytest
-from lgb_models import LgbSpec, stress_rows, train
+from lgb_models import row_kernel_specs, stress_rows, train
 from xgb_models import XGBSpec, dmatrix, make_model
 
 import treeprune as tp
@@ -45,19 +45,7 @@ def _check_rows(ens, X, native_margin, native_leaf, n_rows=400):
     np.testing.assert_array_equal(leaves, native_leaf[:n_rows])
 
 
-LGB_SPECS = [
-    # deep leaf-wise trees with categorical bitsets and many NaN
-    LgbSpec("binary", n_cat=2, num_leaves=63, n_trees=21, n_rows=2000, nan_frac=0.2,
-            params=(("min_data_in_leaf", 2), ("min_sum_hessian_in_leaf", 0.0))),
-    # zero as missing: splits the lanes stop at
-    LgbSpec("binary", n_cat=1, missing="zero", zero_frac=0.3, num_leaves=31, n_trees=12,
-            n_rows=1200),
-    LgbSpec("binary", missing="none", num_leaves=31, n_trees=9, n_rows=800),
-    LgbSpec("multiclass", n_classes=3, n_cat=2, num_leaves=31, n_trees=7, n_rows=900),
-    # fewer trees than lanes; stumps (every walk ends after one split)
-    LgbSpec("binary", n_cat=2, num_leaves=15, n_trees=LANES - 3, n_rows=600),
-    LgbSpec("binary", num_leaves=2, n_trees=11),
-]
+LGB_SPECS = row_kernel_specs(LANES)
 
 
 @pytest.mark.parametrize("spec", LGB_SPECS, ids=lambda s: s.id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import lightgbm as lgb
 import numpy as np
 import pytest
-from lgb_models import LgbSpec, stress_rows, train
+from lgb_models import LgbSpec, row_kernel_specs, stress_rows, train
 from xgb_models import XGBSpec, dmatrix, make_model
 
 import treeprune as tp
@@ -68,18 +68,7 @@ def _check(ens, X, native_margin=None, native_leaf=None):
     np.testing.assert_array_equal(p.native_id[leaves], expected)
 
 
-LGB_SPECS = [
-    # deep leaf-wise trees with categorical bitsets and many NaN
-    LgbSpec("binary", n_cat=2, num_leaves=63, n_trees=21, n_rows=2000, nan_frac=0.2,
-            params=(("min_data_in_leaf", 2), ("min_sum_hessian_in_leaf", 0.0))),
-    LgbSpec("binary", n_cat=1, missing="zero", zero_frac=0.3, num_leaves=31, n_trees=12,
-            n_rows=1200),
-    LgbSpec("regression", missing="none", num_leaves=31, n_trees=9, n_rows=800),
-    LgbSpec("multiclass", n_classes=3, n_cat=2, num_leaves=31, n_trees=7, n_rows=900),
-    # fewer trees than lanes; stumps
-    LgbSpec("binary", n_cat=2, num_leaves=15, n_trees=LANES - 3, n_rows=600),
-    LgbSpec("binary", num_leaves=2, n_trees=11),
-]
+LGB_SPECS = row_kernel_specs(LANES)
 
 
 @pytest.mark.parametrize("spec", LGB_SPECS, ids=lambda s: s.id)
