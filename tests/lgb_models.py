@@ -267,3 +267,22 @@ def row_kernel_specs(lanes: int) -> list[LgbSpec]:
         LgbSpec("binary", n_cat=2, num_leaves=15, n_trees=lanes - 3, n_rows=600),
         LgbSpec("binary", num_leaves=2, n_trees=11),
     ]
+
+
+def wide_category_model() -> tuple[Any, np.ndarray]:
+    """A model whose categorical bitsets reach past 64 categories (150 codes, the label driven
+    by the code's parity, 5% of the codes missing), and its training rows."""
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(5)
+    n = 4000
+    code = rng.integers(0, 150, n).astype(np.float64)
+    num = rng.normal(size=n)
+    y = ((code % 2 == 0) ^ (num > 0.8)).astype(np.float64)
+    X = np.column_stack([code, num])
+    X[rng.random(n) < 0.05, 0] = np.nan
+    booster = lgb.train({"objective": "binary", "num_leaves": 15, "verbose": -1,
+                         "num_threads": 1, "max_cat_threshold": 128, "min_data_per_group": 5,
+                         "cat_smooth": 1.0, "max_cat_to_onehot": 2},
+                        lgb.Dataset(X, y, categorical_feature=[0]), 12)
+    return booster, X

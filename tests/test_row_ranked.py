@@ -11,10 +11,9 @@ a model past the layout's limits.
 
 from __future__ import annotations
 
-import lightgbm as lgb
 import numpy as np
 import pytest
-from lgb_models import LgbSpec, row_kernel_specs, stress_rows, train
+from lgb_models import LgbSpec, row_kernel_specs, stress_rows, train, wide_category_model
 from xgb_models import XGBSpec, dmatrix, make_model
 
 import treeprune as tp
@@ -80,18 +79,7 @@ def test_lightgbm_ranked_matches_native(spec):
 
 
 def test_lightgbm_wide_category_bitsets():
-    # 150 categories, the label driven by the code's parity: bitsets reach past 64 categories
-    rng = np.random.default_rng(5)
-    n = 4000
-    code = rng.integers(0, 150, n).astype(np.float64)
-    num = rng.normal(size=n)
-    y = ((code % 2 == 0) ^ (num > 0.8)).astype(np.float64)
-    X = np.column_stack([code, num])
-    X[rng.random(n) < 0.05, 0] = np.nan
-    booster = lgb.train({"objective": "binary", "num_leaves": 15, "verbose": -1,
-                         "num_threads": 1, "max_cat_threshold": 128, "min_data_per_group": 5,
-                         "cat_smooth": 1.0, "max_cat_to_onehot": 2},
-                        lgb.Dataset(X, y, categorical_feature=[0]), 12)
+    booster, X = wide_category_model()
     ens = tp.load(booster)
     assert (np.diff(pack(ens).cat_bounds) > 2).any()  # bitsets of more than 64 categories
     Xt = np.concatenate([X[:300], [[c, 0.1] for c in (63.0, 64.0, 65.0, 127.9, 149.0, 300.0,
