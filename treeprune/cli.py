@@ -370,8 +370,9 @@ def _augment(text: str) -> float | str:
 def prune(model: str, data_path: str, target: str | None, positive_label: str | None,
           tolerance: float | None, max_leaves: int | None, max_trees: int | None,
           metric: str | None, scale: str | None, max_psi: str, unlabeled_path: str | None,
-          augment: str, monotone: str | None, cv: str, device: str, out_path: str, report_path: str | None,
-          random_state: int, categories: str, force: bool, quiet: bool, as_json: bool) -> None:
+          augment: str, monotone: str | None, cv: str, device: str, out_path: str,
+          report_path: str | None, random_state: int, categories: str, force: bool, quiet: bool,
+          as_json: bool) -> None:
     """Prune MODEL on validation data and save the smaller model."""
     from .pruning import prune as run_prune
 
