@@ -74,6 +74,30 @@ def test_all_families_share_one_path(data, xgb_model):
     assert h["se"] > 0 and h["se_diff"] >= 0
 
 
+def test_refit_on_every_row_keeps_within_the_leaf_cap(xgb_model):
+    # cross-fitting fits the chosen configuration once more on all rows, where a grown model can
+    # come out larger than out of fold: a prefix within the cap stands in, or a clear error
+    from treeprune.pruning import _final_fit
+    from treeprune.trees import prefix
+
+    big = tp.load(xgb_model)
+    small = prefix(big, 10)
+    key = ("regrow", 8, "all", False)
+
+    class Source:
+        def generate(self, rows, only=None, any_prefix=False):
+            yield key, big
+            yield ("regrow", 8, 2, False), small
+
+    def fit(cap):
+        return _final_fit(Source(), None, key, big.n_leaves, cap, None, lambda c, rows: c)
+
+    assert fit(big.n_leaves) is big
+    assert fit(big.n_leaves - 1) is small
+    with pytest.raises(PruneError, match="within the leaf budget"):
+        fit(small.n_leaves - 1)
+
+
 def test_families_are_deterministic(data, xgb_model):
     X, y = data["prune"]
     kw = {"families": ["distill", "regrow"], "max_leaves": 150, "random_state": 4, "cv": 1}

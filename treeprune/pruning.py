@@ -612,8 +612,9 @@ def prune(
         chosen = kept[keys[choice]]
     else:
         # the configuration chosen out of fold, fitted once more on every non-confirm row
+        leaf_cap = base_ens.n_leaves if max_leaves is None else min(max_leaves, base_ens.n_leaves)
         chosen = _final_fit(source, rows_for(keep), keys[choice],
-                            int(table["n_leaves"].iloc[choice]), max_leaves, max_trees, finish)
+                            int(table["n_leaves"].iloc[choice]), leaf_cap, max_trees, finish)
     timings["final_fit"] = time.perf_counter() - t
     table["chosen"] = False
     table.loc[choice, "chosen"] = True
@@ -650,25 +651,27 @@ def prune(
                        confirm_y=None if yv is None or not len(confirm) else yv[confirm])
 
 
-def _final_fit(source: Families, rows: FitRows, key: tuple, size: int, max_leaves: int | None,
+def _final_fit(source: Families, rows: FitRows, key: tuple, size: int, max_leaves: int,
                max_trees: int | None, finish: Any) -> Ensemble:
-    """The configuration ``key`` fitted on ``rows``. A grown model stops early where it will, so
-    its prefix of the same rounds may not exist: then the prefix of the same model closest to
-    the size judged out of fold (within the budget) stands in."""
+    """``key`` fitted on ``rows`` within ``max_leaves`` (never above the original's) and
+    ``max_trees``. A grown model stops early and grows larger trees on more rows: where its prefix
+    of the same rounds is missing or too large, its prefix closest to the judged size stands in."""
     found = {k: c for k, c in source.generate(rows, only=key, any_prefix=True)}
-    if key in found:
+
+    def fits(c: Ensemble) -> bool:
+        return c.n_leaves <= max_leaves and (max_trees is None or c.n_trees <= max_trees)
+
+    if key in found and fits(found[key]):
         out = finish(found[key], rows)
         if out is not None:
             return out
-    near = [(abs(c.n_leaves - size), k) for k, c in found.items()
-            if k[3] == key[3] and (max_leaves is None or c.n_leaves <= max_leaves)
-            and (max_trees is None or c.n_trees <= max_trees)]
+    near = [(abs(c.n_leaves - size), k) for k, c in found.items() if k[3] == key[3] and fits(c)]
     for _, k in sorted(near, key=lambda t: t[0]):
         out = finish(found[k], rows)
         if out is not None:
             return out
     raise PruneError(f"the chosen configuration ({_detail(key)}) could not be fitted again on "
-                     "every row; pass cv=1")
+                     "every row within the leaf budget; pass cv=1")
 
 
 def _subsample(n: int, limit: int) -> np.ndarray:
