@@ -53,6 +53,7 @@ from ...ensemble import Ensemble
 from ...errors import ModelFormatError, UnsupportedModelError
 from ...objectives import Objective, lightgbm_objective
 from ...trees import Tree, assemble, empty_nodes
+from .bulk import usual_trees
 
 _SPLIT_KEYS = ("split_feature", "split_gain", "threshold", "decision_type", "left_child",
                "right_child", "internal_value", "internal_weight", "internal_count")
@@ -111,6 +112,12 @@ def _float(value: str, what: str) -> float:
 
 def _line_bytes(line: str) -> int:
     return (len(line) if line.isascii() else len(line.encode("utf-8"))) + 1
+
+
+def _block_bytes(block: list[str]) -> int:
+    """The bytes of ``block``'s lines with their newlines (what :func:`_line_bytes` sums)."""
+    text = "\n".join(block)
+    return (len(text) if text.isascii() else len(text.encode("utf-8"))) + 1
 
 
 def _split_sections(text: str) -> tuple[list[str], list[list[str]], list[str], bool]:
@@ -415,6 +422,23 @@ def _parse_tree(t: int, block: list[str], n_features: int) -> tuple[Tree, float,
     return Tree(nodes, cat_sets), shrinkage, raw
 
 
+def _parse_trees(blocks: list[list[str]], n_features: int
+                 ) -> list[tuple[Tree, float, dict[str, Any]]]:
+    """Every tree as :func:`_parse_tree` reads it (the same arrays, the same errors), the usual
+    trees converted and checked in one pass over all of them (:mod:`.bulk`); any other tree goes
+    through :func:`_parse_tree`, in order, so that the first damaged tree raises its own error."""
+    kvs: list[dict[str, str] | None] = []
+    for t, block in enumerate(blocks):
+        try:
+            kvs.append(_tree_kv(t, block))
+        except ModelFormatError:
+            kvs.append(None)
+    with np.errstate(invalid="ignore"):
+        bulk = usual_trees(kvs, n_features)
+    return [bulk[t] if t in bulk else _parse_tree(t, block, n_features)
+            for t, block in enumerate(blocks)]
+
+
 def _parse_objective(line: str, params: dict[str, str], num_class: int) -> Objective:
     tokens = line.split()
     if not tokens:
@@ -552,7 +576,7 @@ def read_lightgbm_text(text: str) -> Ensemble:
         raise _fail(f"feature_infos has {len(infos)} entries, expected {n_features}")
 
     # tree_sizes against the actual blocks (LightGBM reads trees at these byte offsets)
-    sizes_actual = [sum(_line_bytes(s) for s in b) for b in blocks]
+    sizes_actual = [_block_bytes(b) for b in blocks]
     if "tree_sizes" in hv:
         tokens = hv["tree_sizes"].split()
         try:
@@ -605,8 +629,7 @@ def read_lightgbm_text(text: str) -> Ensemble:
     trees: list[Tree] = []
     shrinkages: list[float] = []
     raws = []
-    for t, block in enumerate(blocks):
-        tree, shrink, raw = _parse_tree(t, block, n_features)
+    for t, (tree, shrink, raw) in enumerate(_parse_trees(blocks, n_features)):
         tree.group = t % ntpi
         trees.append(tree)
         shrinkages.append(shrink)
