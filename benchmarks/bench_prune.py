@@ -34,7 +34,9 @@ best baseline of at most 1.1x the leaves; on ``tuned`` at least 10x fewer leaves
 ``holds`` (does the tolerance hold?): for each seed, the 60/20/20 split, the tuned legacy model and
 ``random_state`` all change; ``prune(..., tolerance=0.001)``; a run *exceeds* when its test AUC is
 more than ``tolerance + 0.001`` below the original's. Target: at most 10% of runs exceed. The
-confirm-row estimate (``result.holdout``) is printed beside the test figure.
+confirm-row estimate (``result.holdout``) is printed beside the test figure. The same models are
+also pruned without labels (``metric="fidelity"``, its default tolerance 0.01), and such a run
+exceeds when its test Spearman with the original is below 0.99.
 
 ``fidelity`` (label-free): tuned models, ``prune(model, X_prune, metric="fidelity")`` (no labels,
 tolerance 0.01, ``scale="original"``, synthetic rows made from the fit rows: ``augment="auto"``),
@@ -99,6 +101,8 @@ from credit_baselines import (
 )
 
 SANITY_TOL = 1e-5
+#: the holds section's label-free runs use prune()'s default fidelity tolerance
+FIDELITY_TOL = 0.01
 # -- treeprune ---------------------------------------------------------------------------------
 
 @dataclass
@@ -382,9 +386,12 @@ def scaling(booster, lib: str, X: np.ndarray, y: np.ndarray, counters: Counters
 def holds(datasets: list[str], libs: list[str], seeds: int, tol: float, data: dict,
           counters: Counters) -> pd.DataFrame:
     import treeprune as tp
+    from treeprune import _fidelity
 
-    print(f"\n=== holds: tuned models, tolerance {tol:g}, seeds 0..{seeds - 1} (split, model and "
-          f"random_state); a run exceeds when test AUC < original - {tol + 0.001:g}", flush=True)
+    print(f"\n=== holds: tuned models, seeds 0..{seeds - 1} (split, model and random_state); "
+          f"labels: tolerance {tol:g}, a run exceeds when test AUC < original - {tol + 0.001:g}; "
+          f"fidelity (no labels): tolerance {FIDELITY_TOL:g}, a run exceeds when test Spearman "
+          f"< {1 - FIDELITY_TOL:g}", flush=True)
     recs = []
     for name in datasets:
         for lib in libs:
@@ -392,39 +399,59 @@ def holds(datasets: list[str], libs: list[str], seeds: int, tol: float, data: di
                 s = split(*data[name], seed=seed)
                 booster, _, note = train_legacy(lib, s, "tuned", 2000, seed=seed)
                 ens = tp.load(booster)
-                t = time.perf_counter()
-                res = tp.prune(booster, s.Xp, s.yp, tolerance=tol, random_state=seed)
-                sec = time.perf_counter() - t
-                a0 = auc(s.yte, ens.predict(s.Xte, output="margin"))
-                a1 = auc(s.yte, res.model.predict(s.Xte, output="margin"))
-                h = res.holdout
-                rec = {"section": "holds", "dataset": name, "lib": lib, "variant": "tuned",
-                       "seed": seed, "tolerance": tol, "orig_leaves": ens.n_leaves,
-                       "leaves": res.model.n_leaves, "factor": ens.n_leaves / res.model.n_leaves,
-                       "family": res.path["family"].iloc[res.chosen], "cv": res.params["cv"],
-                       "orig_test_auc": a0, "test_auc": a1, "test_diff": a1 - a0,
-                       "judge_diff": res.chosen_metric - res.original_metric,
-                       "confirm_diff": h.get("diff", np.nan),
-                       "confirm_se": h.get("se_diff", np.nan),
-                       "exceeds": a1 - a0 < -(tol + 0.001), "seconds": sec}
-                recs.append(rec)
-                print(f"  {name:7s} {lib:8s} seed {seed}: {ens.n_leaves:5d} -> {rec['leaves']:5d} "
-                      f"leaves ({rec['family']}, {rec['factor']:.1f}x), test diff "
-                      f"{rec['test_diff']:+.4f}, judge {rec['judge_diff']:+.4f}, confirm "
-                      f"{rec['confirm_diff']:+.4f}+-{rec['confirm_se']:.4f}"
-                      f"{'  EXCEEDS' if rec['exceeds'] else ''}  ({sec:.0f}s)", flush=True)
+                m0 = ens.predict(s.Xte, output="margin")
+                a0 = auc(s.yte, m0)
+                for mode in ("auc", "fidelity"):
+                    t = time.perf_counter()
+                    if mode == "auc":
+                        res = tp.prune(booster, s.Xp, s.yp, tolerance=tol, random_state=seed)
+                    else:
+                        res = tp.prune(booster, s.Xp, metric="fidelity", tolerance=FIDELITY_TOL,
+                                       random_state=seed)
+                    sec = time.perf_counter() - t
+                    m1 = res.model.predict(s.Xte, output="margin")
+                    a1 = auc(s.yte, m1)
+                    h = res.holdout
+                    rec = {"section": "holds", "mode": mode, "dataset": name, "lib": lib,
+                           "variant": "tuned", "seed": seed,
+                           "tolerance": tol if mode == "auc" else FIDELITY_TOL,
+                           "orig_leaves": ens.n_leaves, "leaves": res.model.n_leaves,
+                           "factor": ens.n_leaves / res.model.n_leaves,
+                           "family": res.path["family"].iloc[res.chosen], "cv": res.params["cv"],
+                           "orig_test_auc": a0, "test_auc": a1, "test_diff": a1 - a0,
+                           "test_spearman": _fidelity.spearman(m0, m1),
+                           "judge_diff": res.chosen_metric - res.original_metric,
+                           "confirm_diff": h.get("diff", np.nan),
+                           "confirm_se": h.get("se_diff", np.nan), "seconds": sec}
+                    if mode == "auc":
+                        rec["exceeds"] = rec["test_diff"] < -(tol + 0.001)
+                        shown = (f"test diff {rec['test_diff']:+.4f}, judge "
+                                 f"{rec['judge_diff']:+.4f}, confirm {rec['confirm_diff']:+.4f}"
+                                 f"+-{rec['confirm_se']:.4f}")
+                    else:
+                        rec["exceeds"] = rec["test_spearman"] < 1 - FIDELITY_TOL
+                        shown = (f"test spearman {rec['test_spearman']:.4f}, confirm "
+                                 f"{h.get('metric', np.nan):.4f}")
+                    recs.append(rec)
+                    print(f"  {name:7s} {lib:8s} seed {seed} {mode:8s}: {ens.n_leaves:5d} -> "
+                          f"{rec['leaves']:5d} leaves ({rec['family']}, {rec['factor']:.1f}x), "
+                          f"{shown}{'  EXCEEDS' if rec['exceeds'] else ''}  ({sec:.0f}s)",
+                          flush=True)
     df = pd.DataFrame(recs)
     if len(df):
-        summ = df.groupby(["dataset", "lib"]).agg(
+        summ = df.groupby(["mode", "dataset", "lib"]).agg(
             runs=("exceeds", "size"), exceed=("exceeds", "sum"),
             mean_test_diff=("test_diff", "mean"), worst_test_diff=("test_diff", "min"),
-            median_factor=("factor", "median"))
+            worst_test_spearman=("test_spearman", "min"), median_factor=("factor", "median"))
         print(summ.to_string(float_format=lambda v: f"{v:.4f}"))
-        share = df["exceeds"].mean()
-        line = (f"tolerance holds: {int(df['exceeds'].sum())} of {len(df)} runs exceed tolerance "
-                f"+ 0.001 on test ({share:.0%}; <= 10%: {'met' if share <= 0.1 else 'NOT met'})")
-        print(line)
-        counters.verdicts.append(f"holds: {line}")
+        for mode, part in df.groupby("mode", sort=False):
+            share = part["exceeds"].mean()
+            what = ("test AUC below the original's by more than tolerance + 0.001" if mode == "auc"
+                    else f"test Spearman below {1 - FIDELITY_TOL:g}")
+            line = (f"tolerance holds ({mode}): {int(part['exceeds'].sum())} of {len(part)} runs "
+                    f"with {what} ({share:.0%}; <= 10%: {'met' if share <= 0.1 else 'NOT met'})")
+            print(line)
+            counters.verdicts.append(f"holds: {line}")
     return df
 
 
