@@ -119,6 +119,7 @@ def test_compiled_equals_array_path(case, spec, tmp_path):
     np.testing.assert_allclose(single_rows(fast, X), native_margin, rtol=0, atol=1e-5)
     proba = ens.predictor(compiled=True, cache_dir=tmp_path)
     np.testing.assert_array_equal(proba(X[7]), ens.predict(X[7]))
+    np.testing.assert_array_equal(single_rows(proba, X[:60]), ens.predict(X[:60]))
 
 
 def test_non_contiguous_rows_and_dataframes():
@@ -181,7 +182,7 @@ import numpy as np
 import treeprune as tp
 ens = tp.load(sys.argv[1])
 f = ens.predictor("margin", compiled=True, cache_dir=sys.argv[2])
-hits = sum(f._row.stats.cache_hits.values())
+hits = sum(f._row_one.stats.cache_hits.values())  # a one-output model's row entry point
 print(f.cache_hit, hits, repr(float(f(np.asarray([float(v) for v in sys.argv[3:]]))[0])))
 """
 
@@ -227,3 +228,10 @@ def test_predict_does_not_touch_the_booster():
     before = booster.save_raw("json")
     tp.load(booster).predictor("margin")(X[0])
     assert booster.save_raw("json") == before
+
+
+def test_score_of_single_rows_equals_the_batch():
+    ens, X, _, _ = xgb_case(XGB_SPECS[0])
+    scored = ens.with_scorecard(tp.Scorecard(pdo=20, base_score=600, base_odds=50))
+    want = scored.predict(X[:50], output="score")
+    np.testing.assert_array_equal(single_rows(scored.predictor("score"), X[:50]), want)

@@ -54,6 +54,13 @@ def _check(ens, X, native_margin=None, native_leaf=None):
     kernel = ranked_margin_kernel(p.dtype)
     got = np.array([kernel(x, buf) for x in X])
     np.testing.assert_array_equal(got, batch)
+    if got.shape[1] == 1:
+        # the one-output kernel returns the same margin as a number
+        one, args = p.single_row_one
+        assert one is ranked.ranked_margin_one_kernel(p.dtype) and args[0] is buf
+        np.testing.assert_array_equal(np.array([one(x, buf) for x in X]), got[:, 0])
+    else:
+        assert p.single_row_one is None
     for x, g in zip(X[:100], got[:100], strict=True):
         np.testing.assert_array_equal(g, margin_row(x, *p.walk_args, p.base_margin))
     if native_margin is not None:

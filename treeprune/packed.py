@@ -28,7 +28,7 @@ from ._rules import (
 from .ensemble import Ensemble
 from .errors import UnsupportedModelError
 from .kernels.lanes import build_row_layout, margin_row_lanes
-from .kernels.ranked import build_ranked, ranked_margin_kernel
+from .kernels.ranked import build_ranked, ranked_margin_kernel, ranked_margin_one_kernel
 from .kernels.shallow import SHALLOW_MAX_DEPTH
 from .kernels.traverse import margin_row, pack_breadth_first
 
@@ -117,6 +117,17 @@ class Packed:
         if np.any(self.trees[:, 3]):
             return margin_row_lanes, (*self.row_args, self.base_margin)
         return margin_row, (*self.walk_args, self.base_margin)
+
+    @cached_property
+    def single_row_one(self) -> tuple | None:
+        """``(kernel, args)``: ``kernel(row, *args)`` returns the margin of one float64 row of
+        a one-output model as a float64 number (:func:`treeprune.kernels.ranked.
+        ranked_margin_one_kernel`: the value of :attr:`single_row`'s one element, without the
+        cost of a new array); None for a model with several outputs or past the rank-coded
+        layout's limits."""
+        if len(self.base_margin) != 1 or self.ranked is None:
+            return None
+        return ranked_margin_one_kernel(self.dtype), (self.ranked[0],)
 
     @cached_property
     def row_args(self) -> tuple:

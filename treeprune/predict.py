@@ -30,13 +30,24 @@ COMPILED_ROWS = 64
 _F64 = np.dtype(np.float64)
 
 
-def _sigmoid_row(margin: np.ndarray) -> np.ndarray:
-    """:func:`treeprune.objectives.expit` of a one-element margin array, bit for bit: the same
-    ``exp`` (numpy's, on one float64) and the same IEEE divisions, without its array calls."""
-    m = float(margin[0])
-    e = float(np.exp(-abs(m)))
-    out = np.empty(1)
+def _sigmoid_one(m: float, exp: Any = np.exp, empty: Any = np.empty) -> np.ndarray:
+    """:func:`treeprune.objectives.expit` of one margin as a one-element array, bit for bit: the
+    same ``exp`` (numpy's, on one float64) and the same IEEE divisions, without its array
+    calls (numpy's functions bound as defaults: a global lookup shows at this scale)."""
+    e = float(exp(-abs(m)))
+    out = empty(1)
     out[0] = 1.0 / (1.0 + e) if m >= 0 else e / (1.0 + e)
+    return out
+
+
+def _sigmoid_row(margin: np.ndarray) -> np.ndarray:
+    """:func:`_sigmoid_one` of a one-element margin array."""
+    return _sigmoid_one(margin.item())
+
+
+def _one(m: float) -> np.ndarray:
+    out = np.empty(1)
+    out[0] = m
     return out
 
 
@@ -119,6 +130,13 @@ def _predict_row(ens: Ensemble, p: Packed, X: np.ndarray, output: str) -> np.nda
     calls it (checked first in :func:`predict_ensemble`, so that a row pays for nothing else)."""
     if X.dtype is not _F64 or not X.flags.c_contiguous:
         X = np.ascontiguousarray(X, dtype=np.float64)
+    one = p.single_row_one
+    if one is not None:
+        m = one[0](X, *one[1])
+        if output == "margin":
+            return _one(m)
+        return _sigmoid_one(m) if ens.objective.output == "sigmoid" else \
+            ens.objective.transform(_one(m))
     kernel, args = p.single_row
     margin = kernel(X, *args)
     if len(p.base_margin) > 1:
@@ -218,15 +236,19 @@ class Predictor:
         #: Whether the compiled model's files were found in the cache directory.
         self.cache_hit: bool | None = None
         self._row = None
+        self._row_one = None
         if compiled:
             from .kernels.compiled import load_compiled
 
             start = time.perf_counter()
             module, self.cache_hit = load_compiled(p, cache_dir)
-            # the first calls compile (or load the machine code from Numba's cache)
-            module.margin_row(np.zeros(self._n_features, np.float64))
+            # the first calls compile (or load the machine code from Numba's cache): a
+            # one-output model's rows go through margin_one, which returns a number
+            (module.margin_one if self._single else module.margin_row)(
+                np.zeros(self._n_features, np.float64))
             module.margin_rows(np.zeros((1, self._n_features), p.dtype),
                                np.empty((1, len(p.base_margin)), p.dtype))
+            self._row_one = module.margin_one
             self.compile_seconds = time.perf_counter() - start
             self._row = module.margin_row
             self._rows = module.margin_rows
@@ -235,6 +257,10 @@ class Predictor:
     def _make_fast(self) -> Any:
         """The whole call on one contiguous float64 row, as one closure: the kernel, then the
         output's finish (a call from Python pays for every attribute it looks up)."""
+        if self._single:
+            fast = self._make_fast_one()
+            if fast is not None:
+                return fast
         if self._row is not None:
             row = self._row
         else:
@@ -255,6 +281,36 @@ class Predictor:
         if finish is None:
             return lambda x: row(x).reshape(1, -1)
         return lambda x: finish(row(x).reshape(1, -1))
+
+    def _make_fast_one(self) -> Any:
+        """:meth:`_make_fast` for a one-output model by a kernel that returns the margin as a
+        number (a new array from the kernel costs more than the model's whole walk on a small
+        model); None where there is none (a model past the rank-coded layout's limits)."""
+        if self._row_one is not None:
+            one, args = self._row_one, ()
+        elif self._p.single_row_one is not None:
+            one, args = self._p.single_row_one
+        else:
+            return None
+        if args:
+            kernel, (a0,) = one, args
+
+            def one(x: np.ndarray) -> float:
+                return kernel(x, a0)
+
+        finish = self._finish_row
+        if finish is _sigmoid_row:
+            return lambda x: _sigmoid_one(one(x))
+        empty = np.empty
+
+        def margin(x: np.ndarray) -> np.ndarray:
+            out = empty(1)
+            out[0] = one(x)
+            return out
+
+        if finish is None:
+            return margin
+        return lambda x: finish(margin(x))
 
     @staticmethod
     def _make_finish(ens: Ensemble, output: str) -> Any:

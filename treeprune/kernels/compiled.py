@@ -33,7 +33,7 @@ import numba
 import numpy as np
 
 #: Bump when the generated module changes meaning: it is part of the cache key.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 _ARRAYS = ("trees", "info", "threshold", "left", "cat", "cat_bounds", "cat_words", "leaf_value")
 _SOURCES = (Path(__file__), Path(__file__).with_name("traverse.py"),
             Path(__file__).parents[1] / "_rules.py")
@@ -43,6 +43,7 @@ _TEMPLATE = '''\
 import numpy as np
 from numba import njit
 
+from treeprune.kernels.traverse import margin_one as _margin_one
 from treeprune.kernels.traverse import margin_row as _margin_row
 from treeprune.kernels.traverse import margins_one
 
@@ -65,6 +66,13 @@ del _data
 def margin_row(x):
     """float64 margins (n_groups,) of the single row ``x``, base margin included."""
     return _margin_row(x, TREES, INFO, THRESHOLD, LEFT, CAT, CAT_BOUNDS, CAT_WORDS, LEAF_VALUE,
+                       RULE, SIMPLE, BASE_MARGIN)
+
+
+@njit(cache=True, nogil=True)
+def margin_one(x):
+    """The margin of the single row ``x`` of a one-output model, as a float64 number."""
+    return _margin_one(x, TREES, INFO, THRESHOLD, LEFT, CAT, CAT_BOUNDS, CAT_WORDS, LEAF_VALUE,
                        RULE, SIMPLE, BASE_MARGIN)
 
 
@@ -117,7 +125,8 @@ _LOADED: dict[str, ModuleType] = {}
 
 
 def load_compiled(p: Any, cache_dir: Path | str | None = None) -> tuple[ModuleType, bool]:
-    """The compiled module of packed model ``p``: ``margin_row(x)``, ``margin_rows(X, out)``.
+    """The compiled module of packed model ``p``: ``margin_row(x)``, ``margin_one(x)`` (a
+    one-output model's margin as a number), ``margin_rows(X, out)``.
 
     Returns the module and whether its files were already in ``cache_dir``. Numba compiles (or
     loads from its cache next to the module) on the first call of each entry point.

@@ -293,11 +293,7 @@ def _margins(x, buf, dtype_like):
     vals = values[n_groups:]
     out = np.empty(n_groups, np.float64)
     if n_groups == 1:
-        # one output: a scalar sum (an array element would be stored and reloaded each time)
-        s = values[0]
-        for t in range(n_trees):
-            s += vals[done[t]]
-        out[0] = s
+        out[0] = _sum_one(values, done, n_trees)
         return out
     acc = values[:n_groups].copy()
     groups = meta[meta[_M_GROUPS]:]
@@ -305,6 +301,26 @@ def _margins(x, buf, dtype_like):
         acc[groups[t]] += vals[done[t]]
     out[:] = acc
     return out
+
+
+@njit(inline="always", cache=True)
+def _sum_one(values, done, n_trees):
+    """A one-output model's margin: ``values[0]`` (the base margin) plus each tree's leaf value
+    (``values[1 + code]``), added in model order in ``values``' dtype, as a float64. A scalar
+    sum: an array element would be stored and reloaded each time."""
+    vals = values[1:]
+    s = values[0]
+    for t in range(n_trees):
+        s += vals[done[t]]
+    return np.float64(s)
+
+
+@njit(inline="always", cache=True)
+def _margin_one(x, buf, dtype_like):
+    """:func:`_margins` of a one-output model as a float64 number."""
+    nodes, meta, fvals, cattab = _parts(buf)
+    done = _walk(x, nodes, meta, fvals, cattab)
+    return _sum_one(buf[buf[2]:buf[3]].view(dtype_like.dtype), done, meta[_M_TREES])
 
 
 _AS32 = np.zeros(1, np.float32)
@@ -328,6 +344,25 @@ def margin_row_ranked64(x, buf):
 def ranked_margin_kernel(dtype: type) -> object:
     """The margin kernel for a model of ``dtype`` (float32 or float64): ``kernel(x, buf)``."""
     return margin_row_ranked32 if np.dtype(dtype) == np.float32 else margin_row_ranked64
+
+
+@njit(nogil=True, cache=True)
+def margin_one_ranked32(x, buf):
+    """The margin of the row ``x`` (float64) by a one-output float32 model's layout ``buf``, as
+    a float64 number: the same value as :func:`margin_row_ranked32`'s one element, and a
+    number costs far less to hand back to Python than a new array (about 0.4 us less)."""
+    return _margin_one(x, buf, _AS32)
+
+
+@njit(nogil=True, cache=True)
+def margin_one_ranked64(x, buf):
+    """As :func:`margin_one_ranked32`, for a float64 (LightGBM) model."""
+    return _margin_one(x, buf, _AS64)
+
+
+def ranked_margin_one_kernel(dtype: type) -> object:
+    """The one-output margin kernel for a model of ``dtype``: ``kernel(x, buf)`` -> float."""
+    return margin_one_ranked32 if np.dtype(dtype) == np.float32 else margin_one_ranked64
 
 
 @njit(nogil=True, cache=True)
@@ -529,5 +564,6 @@ def build_ranked(roots, groups, info, threshold, left, leaf_value, cat, cat_boun
     return buf, code_leaf
 
 
-__all__ = ["LANES", "build_ranked", "leaves_row_ranked", "margin_row_ranked32",
-           "margin_row_ranked64", "ranked_margin_kernel"]
+__all__ = ["LANES", "build_ranked", "leaves_row_ranked", "margin_one_ranked32",
+           "margin_one_ranked64", "margin_row_ranked32", "margin_row_ranked64",
+           "ranked_margin_kernel", "ranked_margin_one_kernel"]
