@@ -163,6 +163,7 @@ def test_models_past_the_limits_keep_the_other_kernels(monkeypatch):
     ens = tp.load(booster)
     p = pack(ens)
     assert p.ranked is None and p.single_row[0] is margin_row_lanes
+    assert p.single_row_one is None  # the predictor keeps the array kernels' path
     X = np.asarray(Xe, dtype=np.float64)[:100]
     f = ens.predictor("margin")
     np.testing.assert_array_equal([f(x)[0] for x in X], ens.predict(X, output="margin"))
