@@ -118,6 +118,7 @@ DAMAGE = {
     "huge int": ("internal_count", lambda v: _swap_first(v, "9" * 25)),
     "int64 max": ("leaf_count", lambda v: _swap_first(v, str(2 ** 63 - 1))),
     "plus int": ("leaf_count", lambda v: _swap_first(v, "+007")),
+    "lone sign": ("internal_count", lambda v: _swap_first(v, "-")),
     "feature out of range": ("split_feature", lambda v: _swap_first(v, "99")),
     "decision type": ("decision_type", lambda v: _swap_first(v, "12")),
     "child out of range": ("right_child", lambda v: _swap_first(v, "-99")),
@@ -161,7 +162,26 @@ def test_only_plain_numbers_are_converted_in_one_pass():
         assert _numbers(values, counts, np.float64) is None, values
     assert _numbers(["1 " + "9" * 20, "3"], counts, np.int64) is None
     assert _numbers(["1 2.0", "3"], counts, np.int64) is None
+    # numpy's integer reader takes a lone sign for 0 at the end, for the next number's sign else
+    for values in (["1 2", "-"], ["1 2", "+"], ["1 -", "3"], ["- 2", "3"]):
+        assert _numbers(values, counts, np.int64) is None, values
+        assert _numbers(values, counts, np.float64) is None, values
     np.testing.assert_array_equal(_numbers(["+1 -0", "007"], counts, np.int64), [1, 0, 7])
+
+
+@pytest.mark.parametrize("key", ["leaf_count", "split_feature", "cat_threshold"])
+def test_a_lone_sign_ending_a_key_fails_as_tree_by_tree(key, monkeypatch):
+    """The last tree's last number of a key ends the text converted for that key in one pass,
+    where numpy's integer reader takes a lone sign for 0 (feature 0, an empty bitset word)."""
+    text = text_of(LgbSpec("binary", n_cat=2, n_trees=25))
+    field = "num_cat" if key.startswith("cat_") else "num_leaves"
+    least = 1 if key.startswith("cat_") else 2
+    sizes = [int(n) for n in re.findall(rf"^{field}=(\d+)$", text, re.M)]
+    tree = max(t for t, n in enumerate(sizes) if n >= least)
+    bad = _edit(text, tree, key, lambda v: " ".join([*v.split()[:-1], "-"]))
+    got = outcome(bad)
+    assert isinstance(got, tuple) and got[0] is ModelFormatError, got
+    assert_same(got, tree_by_tree(bad, monkeypatch))
 
 
 @settings(max_examples=120, deadline=None,

@@ -54,6 +54,10 @@ def _numbers(values: list[str], counts: np.ndarray, dtype: Any) -> np.ndarray | 
     chars = _FLOAT_CHARS if dtype is np.float64 else _INT_CHARS
     if raw.translate(None, chars) or b"  " in raw or raw[:1] == b" " or raw[-1:] == b" ":
         return None
+    # a sign must start a number: numpy's integer reader takes a lone sign ending the text for
+    # 0 and one before a space for the next number's sign, both refused by int()
+    if b"- " in raw or b"+ " in raw or raw[-1:] in (b"-", b"+"):
+        return None
     # single spaces only: each value holds one more number than spaces, if every number parses
     if any(v.count(" ") + 1 != c for v, c in zip(values, counts.tolist(), strict=True)):
         return None
