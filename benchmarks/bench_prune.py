@@ -429,7 +429,8 @@ def holds(datasets: list[str], libs: list[str], seeds: int, tol: float, data: di
                                  f"{rec['judge_diff']:+.4f}, confirm {rec['confirm_diff']:+.4f}"
                                  f"+-{rec['confirm_se']:.4f}")
                     else:
-                        rec["exceeds"] = rec["test_spearman"] < 1 - FIDELITY_TOL
+                        # NaN (a constant pruned score) ranks nobody: it exceeds too
+                        rec["exceeds"] = not rec["test_spearman"] >= 1 - FIDELITY_TOL
                         shown = (f"test spearman {rec['test_spearman']:.4f}, confirm "
                                  f"{h.get('metric', np.nan):.4f}")
                     recs.append(rec)
