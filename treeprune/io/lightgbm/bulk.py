@@ -103,9 +103,25 @@ def _segments(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def usual_trees(kvs: list[dict[str, str] | None], n_features: int
                 ) -> dict[int, tuple[Tree, float, dict[str, Any]]]:
-    """``(tree, shrinkage, raw arrays)`` by tree id, as ``_parse_tree`` gives them, for the
-    trees of ``kvs`` (their ``key -> value`` lines; None for a tree whose lines are damaged) that
-    are valid and in LightGBM's usual form; the others are left out."""
+    """The trees of ``kvs`` that are valid and in LightGBM's usual form, read in one pass.
+
+    Parameters
+    ----------
+    kvs : list of dict or None
+        Each tree's ``key -> value`` lines, in tree order; None for a tree whose lines are
+        damaged.
+    n_features : int
+        The model's number of features (``max_feature_idx + 1``): split features must be below.
+
+    Returns
+    -------
+    dict
+        ``tree id -> (tree, shrinkage, raw arrays)``, as
+        :func:`treeprune.io.lightgbm.read._parse_tree` gives them, bit for bit. A tree left out
+        (damaged, one leaf, or written otherwise) is for the tree-by-tree reader, which raises
+        its error; the dict is empty when a key's numbers of any tree are not in the plain form
+        converted here.
+    """
     ids, scalars = [], []
     for t, kv in enumerate(kvs):
         sc = _scalars(kv) if kv is not None else None
