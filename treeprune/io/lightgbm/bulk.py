@@ -20,10 +20,8 @@ from ..._rules import (
     LIGHTGBM_CATEGORICAL_MASK,
     LIGHTGBM_DEFAULT_LEFT_MASK,
     LIGHTGBM_MISSING_SHIFT,
-    MISSING_NAN,
 )
-from ...ensemble import NODE_FIELDS
-from ...trees import Tree
+from ...trees import Tree, empty_nodes
 
 _SPLIT_FLOATS = ("split_gain", "threshold", "internal_value", "internal_weight")
 _SPLIT_INTS = ("split_feature", "decision_type", "left_child", "right_child", "internal_count")
@@ -220,24 +218,18 @@ def usual_trees(kvs: list[dict[str, str] | None], n_features: int
         broken[k[~valid]] = True
 
     words_u32 = words.astype(np.uint32) if len(cat_trees) else None
-    nodes = {name: np.empty(total, dtype=dtype) for name, dtype in NODE_FIELDS.items()}
+    # the defaults _parse_tree starts from (a leaf's feature, children, gain...; and any node
+    # field added later starts the same in both readers)
+    nodes = empty_nodes(total)
     nodes["feature"][split_at] = feat
-    nodes["feature"][leaf_at] = -1
     nodes["threshold"][split_at] = np.where(is_cat, 0.0, thr)
-    nodes["threshold"][leaf_at] = 0.0
     nodes["left"][split_at] = lchild
     nodes["right"][split_at] = rchild
-    nodes["left"][leaf_at] = -1
-    nodes["right"][leaf_at] = -1
     nodes["default_left"][split_at] = (dt & LIGHTGBM_DEFAULT_LEFT_MASK) != 0
-    nodes["default_left"][leaf_at] = False
     nodes["missing_type"][split_at] = (dt >> LIGHTGBM_MISSING_SHIFT) & 3
-    nodes["missing_type"][leaf_at] = MISSING_NAN
-    nodes["cat_index"][:] = -1
     nodes["value"][split_at] = cols["internal_value"]
     nodes["value"][leaf_at] = cols["leaf_value"]
     nodes["gain"][split_at] = cols["split_gain"]
-    nodes["gain"][leaf_at] = np.nan
     nodes["cover"][split_at] = cols["internal_weight"]
     nodes["cover"][leaf_at] = cols["leaf_weight"]
     nodes["count"][split_at] = cols["internal_count"]
