@@ -13,6 +13,7 @@ import treeprune as tp
 from treeprune import _fidelity, _stopping
 from treeprune.errors import DataError, PruneError
 from treeprune.metrics import psi
+from treeprune.passes.lossless import lossless
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +142,12 @@ def test_fidelity_mode_keeps_the_ranking_on_unseen_rows(data, xgb_model):
     # with labels too: AUC is reported beside fidelity but does not choose
     r2 = tp.prune(ens, X, data["prune"][1], metric="fidelity", families=["select"], cv=1)
     assert "auc_judge" in r2.path
-    assert tp.prune(ens, X, data["prune"][1], families=["select"], cv=1).params["l2"] == 200.0
+    with_labels = tp.prune(ens, X, data["prune"][1], families=["select"], cv=1)
+    assert with_labels.params["l2"] == 200.0
+    # the selection path: every tree without labels (an overfit model keeps its ranking only
+    # with most of its trees), at most 128 with them
+    assert r2.params["max_selected"] == lossless(ens).n_trees
+    assert with_labels.params["max_selected"] == 128
 
 
 def test_label_free_defaults_and_errors(data, xgb_model):

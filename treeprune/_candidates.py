@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .ensemble import Ensemble
+from .errors import PruneError
 from .objectives import Objective
 from .passes import datadriven
 
@@ -313,3 +314,16 @@ class Families:
                 if only is not None and only[3] != r:
                     continue
                 yield (family, a, j, r), self._refit(cand, rows.labels, rows) if r else cand
+
+
+def resolve_families(families: Any) -> tuple[str, ...]:
+    """The candidate families asked for (all by default), validated, in the order given."""
+    if families is None:
+        return FAMILIES
+    if isinstance(families, str):
+        families = [families]
+    out = tuple(dict.fromkeys(str(f) for f in families))
+    unknown = [f for f in out if f not in FAMILIES]
+    if unknown or not out:
+        raise PruneError(f"unknown candidate families {unknown}; choose from {list(FAMILIES)}")
+    return out
