@@ -144,8 +144,8 @@ def test_fidelity_mode_keeps_the_ranking_on_unseen_rows(data, xgb_model):
     assert "auc_judge" in r2.path
     with_labels = tp.prune(ens, X, data["prune"][1], families=["select"], cv=1)
     assert with_labels.params["l2"] == 200.0
-    # the selection path: every tree without labels (an overfit model keeps its ranking only
-    # with most of its trees), at most 128 with them
+    # the selection path: every tree in fidelity mode with a tolerance (an overfit model keeps
+    # its ranking only with most of its trees), at most 128 with labels
     assert r2.params["max_selected"] == lossless(ens).n_trees
     assert with_labels.params["max_selected"] == 128
 
@@ -156,6 +156,7 @@ def test_label_free_defaults_and_errors(data, xgb_model):
         tp.prune(xgb_model, X, metric="auc")
     r = tp.prune(xgb_model, X, families=["select"], max_leaves=300, cv=1)
     assert r.metric == "fidelity" and r.model.n_leaves <= 300
+    assert r.params["max_selected"] == 128  # a budget: the small candidates win
     with pytest.raises(DataError, match="same score"):
         tp.prune(xgb_model, np.tile(X[:1], (100, 1)), metric="fidelity")
     ens = tp.load(xgb_model)

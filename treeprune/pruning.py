@@ -49,7 +49,7 @@ SCALE_ROWS = 5000
 #: about 0.1 when it crosses a decile edge
 ANCHOR_SHARE = 0.02
 FIT_METRIC_ROWS = 2000
-MAX_SELECTED_LABELS = 128
+MAX_SELECTED = 128
 #: default L2 pull of refitted leaves towards their old values. Labels are noisy: at 50 the
 #: refits raised the fit rows' AUC by 0.03 over the judge rows' on overfit 800-tree models, and
 #: at 200 the chosen models scored 0.0015-0.006 higher on test rows (Taiwan XGBoost/LightGBM,
@@ -358,10 +358,11 @@ def prune(
     n_rounds : int
         Newton cycles of each leaf refit.
     max_selected : int, optional
-        Longest forward-selection path (trees). Default: 128 with labels (the small candidates
-        win there); every tree in fidelity mode, where an overfit model keeps its ranking only
-        with most of its trees (a 400-tree model: 256 trees at test Spearman 0.995, none within
-        tolerance from 128; a longer path costs time: 70 s there instead of 20 s).
+        Longest forward-selection path (trees). Default: every tree in fidelity mode with a
+        tolerance, where an overfit model keeps its ranking only with most of its trees (a
+        400-tree model: 256 trees at test Spearman 0.995, none within tolerance from 128; the
+        longer path costs time: 80 s there instead of 20 s); else 128 (with labels or a budget
+        the small candidates win).
     random_state : int
         Seeds the splits and the trainers; the result is deterministic for a given value.
     positive_label : optional
@@ -482,7 +483,8 @@ def prune(
     base_ens = lossless(ens)
     timings["lossless"] = time.perf_counter() - t
     if max_selected is None:
-        max_selected = base_ens.n_trees if fidelity else MAX_SELECTED_LABELS
+        whole = fidelity and max_leaves is None and max_trees is None
+        max_selected = base_ens.n_trees if whole else MAX_SELECTED
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     source = Families(base_ens, fidelity=fidelity, families=fams, max_leaves=max_leaves,
                       max_trees=max_trees, l2=l2, n_rounds=n_rounds, device=device,
