@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from lgb_models import row_kernel_specs, stress_rows, train, wide_category_model
-from xgb_models import XGBSpec, dmatrix, make_model
+from xgb_models import XGBSpec, dmatrix, make_model, with_odd_categories
 
 import treeprune as tp
 from treeprune.kernels.lanes import LANES, leaf_records, margin_row_lanes
@@ -84,11 +84,7 @@ XGB_SPECS = [
 @pytest.mark.parametrize("spec", XGB_SPECS, ids=lambda s: s.id)
 def test_xgboost_lanes_match_native(spec):
     booster, X, _ = make_model(spec)
-    rng = np.random.default_rng(1)
-    odd = X[rng.integers(len(X), size=40)].copy()
-    for j in range(spec.n_cat):
-        odd[:20, j] = rng.choice([-1.0, -0.5, 0.5, 63.0, 64.0, 65.5, 99.0, 2.0**24, np.nan], 20)
-    X = np.concatenate([odd, X])
+    X = with_odd_categories(spec, X)
     dm = dmatrix(spec, X)
     ens = tp.load(booster)
     _check_rows(ens, X, booster.predict(dm, output_margin=True),

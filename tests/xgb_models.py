@@ -153,6 +153,17 @@ def make_model(spec: XGBSpec):
     return booster, X, y
 
 
+def with_odd_categories(spec: XGBSpec, X: np.ndarray, seed: int = 1) -> np.ndarray:
+    """``X`` after 40 of its rows, of which 20 hold odd values in the categorical columns:
+    negative, -0.0, fractional, at and past a 64-bit bitset word, 2**24 and NaN."""
+    rng = np.random.default_rng(seed)
+    odd = X[rng.integers(len(X), size=40)].copy()
+    for j in range(spec.n_cat):
+        odd[:20, j] = rng.choice([-1.0, -0.5, -0.0, 0.5, 63.0, 64.0, 65.5, 99.0, 2.0**24,
+                                  np.nan], 20)
+    return np.concatenate([odd, X])
+
+
 #: A matrix of specs covering objectives, depths 1..10, sizes up to ~300 trees, NaNs,
 #: categorical splits (partition and one-hot), DART, multiclass and random-forest boosting.
 SPECS: tuple[XGBSpec, ...] = (
