@@ -17,7 +17,7 @@ from lgb_models import LgbSpec, row_kernel_specs, stress_rows, train, wide_categ
 from xgb_models import XGBSpec, dmatrix, make_model, with_odd_categories
 
 import treeprune as tp
-from treeprune.kernels import ranked
+from treeprune.kernels import chained, ranked
 from treeprune.kernels.lanes import margin_row_lanes
 from treeprune.kernels.ranked import (
     LANES,
@@ -56,11 +56,8 @@ def _check(ens, X, native_margin=None, native_leaf=None):
     np.testing.assert_array_equal(got, batch)
     if got.shape[1] == 1:
         # the one-output kernel returns the same margin as a number
-        one, args = p.single_row_one
-        assert one is ranked.ranked_margin_one_kernel(p.dtype) and args[0] is buf
+        one = ranked.ranked_margin_one_kernel(p.dtype)
         np.testing.assert_array_equal(np.array([one(x, buf) for x in X]), got[:, 0])
-    else:
-        assert p.single_row_one is None
     for x, g in zip(X[:100], got[:100], strict=True):
         np.testing.assert_array_equal(g, margin_row(x, *p.walk_args, p.base_margin))
     if native_margin is not None:
@@ -136,11 +133,13 @@ def test_xgboost_ranked_matches_native(spec):
         assert (ens.tree_n_leaves() == 1).any()  # the case under test
 
 
-def test_single_row_paths_take_the_ranked_kernel():
+def test_models_past_the_chained_limits_take_the_ranked_kernel(monkeypatch):
+    monkeypatch.setattr(chained, "MAX_BLOCK", 2)
     booster, Xe = train(LGB_SPECS[0])
     X = np.asarray(stress_rows(booster, Xe, 5), dtype=np.float64)[:200]
     ens = tp.load(booster)
     assert pack(ens).single_row[0] is margin_row_ranked64
+    assert pack(ens).single_row_one[0] is ranked.margin_one_ranked64
     batch = ens.predict(X, output="margin")
     f = ens.predictor("margin")
     for i, x in enumerate(X):
@@ -151,8 +150,9 @@ def test_single_row_paths_take_the_ranked_kernel():
 
 
 def test_models_past_the_limits_keep_the_other_kernels(monkeypatch):
-    # more distinct thresholds per feature than the ranks hold: the 16-byte lanes (lopsided
-    # trees) and the lock-step walk (balanced trees), with the same margins
+    # more distinct thresholds per feature than the ranks hold (neither the chained nor the
+    # rank-coded layout): the 16-byte lanes (lopsided trees) and the lock-step walk (balanced
+    # trees), with the same margins
     monkeypatch.setattr(ranked, "MAX_THRESHOLDS", 3)
     booster, Xe = train(LGB_SPECS[0])
     ens = tp.load(booster)

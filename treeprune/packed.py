@@ -27,6 +27,7 @@ from ._rules import (
 )
 from .ensemble import Ensemble
 from .errors import UnsupportedModelError
+from .kernels.chained import build_chained, chained_margin_kernel, chained_margin_one_kernel
 from .kernels.lanes import build_row_layout, margin_row_lanes
 from .kernels.ranked import build_ranked, ranked_margin_kernel, ranked_margin_one_kernel
 from .kernels.shallow import SHALLOW_MAX_DEPTH
@@ -103,14 +104,27 @@ class Packed:
                             self.cat_words, self.rule, self.base_margin)
 
     @cached_property
+    def chained(self) -> tuple | None:
+        """The chained single-row layout (:func:`treeprune.kernels.chained.build_chained`:
+        ``(buf, code_leaf)``), built on first use; None for a model past its limits."""
+        return build_chained(np.ascontiguousarray(self.trees[:, 0]),
+                             np.ascontiguousarray(self.trees[:, 1]), self.info, self.threshold,
+                             self.left, self.leaf_value, self.cat, self.cat_bounds,
+                             self.cat_words, self.rule, self.base_margin)
+
+    @cached_property
     def single_row(self) -> tuple:
         """``(kernel, args)``: ``kernel(row, *args)`` returns the float64 margins (n_groups,) of
-        one float64 row: the rank-coded lanes (:func:`treeprune.kernels.ranked.
-        ranked_margin_kernel`; measured faster than the others on balanced and on lopsided
-        trees); for a model past that layout's limits, the 16-byte lanes
-        (:func:`treeprune.kernels.lanes.margin_row_lanes`) for lopsided (leaf-wise) trees and
+        one float64 row: the chained records (:func:`treeprune.kernels.chained.
+        chained_margin_kernel`; measured faster than the others on balanced and on lopsided
+        trees); for a model past their limits the rank-coded lanes (:func:`treeprune.kernels.
+        ranked.ranked_margin_kernel`), and past those the 16-byte lanes
+        (:func:`treeprune.kernels.lanes.margin_row_lanes`) for lopsided (leaf-wise) trees or
         the lock-step walk to the trees' fixed depth (:func:`treeprune.kernels.traverse.
         margin_row`) for balanced ones. All give the same margins, bit for bit."""
+        chained = self.chained
+        if chained is not None:
+            return chained_margin_kernel(self.dtype), (chained[0],)
         ranked = self.ranked
         if ranked is not None:
             return ranked_margin_kernel(self.dtype), (ranked[0],)
@@ -121,11 +135,14 @@ class Packed:
     @cached_property
     def single_row_one(self) -> tuple | None:
         """``(kernel, args)``: ``kernel(row, *args)`` returns the margin of one float64 row of
-        a one-output model as a float64 number (:func:`treeprune.kernels.ranked.
-        ranked_margin_one_kernel`: the value of :attr:`single_row`'s one element, without the
-        cost of a new array); None for a model with several outputs or past the rank-coded
-        layout's limits."""
-        if len(self.base_margin) != 1 or self.ranked is None:
+        a one-output model as a float64 number (the value of :attr:`single_row`'s one element,
+        without the cost of a new array): the chained or rank-coded kernel; None for a model
+        with several outputs or past both layouts' limits."""
+        if len(self.base_margin) != 1:
+            return None
+        if self.chained is not None:
+            return chained_margin_one_kernel(self.dtype), (self.chained[0],)
+        if self.ranked is None:
             return None
         return ranked_margin_one_kernel(self.dtype), (self.ranked[0],)
 

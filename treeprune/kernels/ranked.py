@@ -39,6 +39,8 @@ keeps the kernels of :mod:`treeprune.kernels.lanes` and :mod:`treeprune.kernels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit
 
@@ -197,22 +199,20 @@ def _read(v, rule):
     return v
 
 
-@njit(nogil=True, cache=True)
-def _walk(x, nodes, meta, fvals, cattab):
-    """The row ``x`` (float64, n_features) through every tree: the code where each tree's walk
-    ends, per tree."""
+@njit(inline="always", cache=True)
+def quantize(x, meta, fvals, cattab, n_extra):
+    """The row ``x`` (float64, n_features) as slot values (uint16, one per slot of the layout
+    ``meta``), and ``n_extra`` more scratch words (uint64) from the same allocation for the
+    walk that follows (each allocation costs tens of ns)."""
     rule = meta[_M_RULE]
     n_num = meta[_M_NUM_N]
-    n_trees = meta[_M_TREES]
-    # the row's scratch arrays in one allocation (each costs tens of ns)
     a = 3 * n_num
     b = a + (meta[_M_SLOTS] + 3) // 4
-    scratch = np.empty(b + (n_trees + 1) // 2, np.uint64)
+    scratch = np.empty(b + n_extra, np.uint64)
     v = scratch[:n_num].view(np.float64)
     pos = scratch[n_num:2 * n_num]
     size = scratch[2 * n_num:a]  # in local arrays: reading meta here made this 7x slower
     rb = scratch[a:b].view(np.uint16)
-    done = scratch[b:].view(np.uint32)
     # numerical features: the rank of the value among the feature's thresholds, in four slots.
     # A binary search over each feature's thresholds (padded with +inf to 2**K - 1), all the
     # features a step at a time: their loads are independent, so the CPU overlaps them
@@ -263,6 +263,16 @@ def _walk(x, nodes, meta, fvals, cattab):
         # an index loop (unsigned: no wraparound test) is vectorized; a slice copy took 15x as long
         for k in range(np.uint64(meta[q + 2])):
             rb[s + k] = cattab[src + k]
+    return rb, scratch[b:]
+
+
+@njit(nogil=True, cache=True)
+def _walk(x, nodes, meta, fvals, cattab):
+    """The row ``x`` (float64, n_features) through every tree: the code where each tree's walk
+    ends, per tree."""
+    n_trees = meta[_M_TREES]
+    rb, extra = quantize(x, meta, fvals, cattab, (n_trees + 1) // 2)
+    done = extra.view(np.uint32)
     starts = meta[meta[_M_STARTS]:meta[_M_STARTS] + n_trees + LANES + 1]
     _lanes(nodes, rb, starts, n_trees, done)
     return done
@@ -448,29 +458,30 @@ def _records(roots, info, left, slot, rank, leaf_value):
     return nodes, starts, code_value, code_leaf
 
 
-def build_ranked(roots, groups, info, threshold, left, leaf_value, cat, cat_bounds, cat_words,
-                 rule, base_margin):
-    """The rank-coded layout of a packed model (``treeprune.packed``), or None where the model
-    is past the layout's limits.
+@dataclass(frozen=True)
+class RankCode:
+    """Every split of a model as one integer comparison ``slot value >= rank`` (module
+    docstring), and the tables that turn a row into its slot values (:func:`quantize`)."""
 
-    Returns ``(buf, code_leaf)``: ``ranked_margin_kernel(dtype)(x, buf)`` gives a row's
-    margins (``dtype`` the model's: ``leaf_value``'s), ``code_leaf`` the packed leaf of a code
-    (for :func:`leaves_row_ranked`). ``buf`` (uint64) holds where its parts end, then the
-    records, ``meta`` (int64: a header (``_M_*``), per numerical feature (feature, first
-    threshold in ``fvals``, search steps, number of thresholds), per categorical feature
-    (feature, first slot, number of splits, table start in ``cattab``, categories tabled), the
-    starts and the trees' groups), ``fvals`` (float64: the padded thresholds), the values in
-    the model's dtype (``base_margin``, then each code's leaf value) and ``cattab`` (uint16:
-    the categorical answers).
-    """
+    slot: np.ndarray  # int64 per node: the slot the split reads (0 on leaves)
+    rank: np.ndarray  # int64 per node: the rank the slot value must reach to go right
+    num_meta: np.ndarray  # int64 (n_num, 4): feature, first threshold, search steps, count
+    cat_meta: np.ndarray  # int64 (n_cat, 5): feature, first slot, splits, table start, categories
+    padded: np.ndarray  # float64: each feature's thresholds padded with +inf
+    cattab: np.ndarray  # uint16: the categorical answers
+    n_slots: int
+    steps: int  # the most binary-search steps of a feature
+
+
+def rank_code(info, threshold, cat, cat_bounds, cat_words, rule) -> RankCode | None:
+    """The rank coding of a packed model's splits (``treeprune.packed``), or None where the
+    model is past its limits (thresholds per feature, slots, categorical table)."""
     flags = info >> FEATURE_BITS
     split = (flags & FLAG_LEAF) == 0
     is_cat = split & ((flags & FLAG_CATEGORICAL) != 0)
     num = split & ~is_cat
     feature = (info & FEATURE_MASK).astype(np.int64)
     n = len(info)
-    if np.count_nonzero(split) + len(roots) > MAX_RECORDS:
-        return None
     # numerical splits: the value a feature must reach to go right (``x >= t``); LightGBM's
     # ``x <= t`` kept as is (t the largest double, or +inf) is ``x > t``: the next double up,
     # and for t = +inf no value at all (ranked above every threshold)
@@ -531,8 +542,6 @@ def build_ranked(roots, groups, info, threshold, left, leaf_value, cat, cat_boun
     if n_slots > MAX_SLOTS:
         return None
     cattab = np.concatenate(tables) if tables else np.zeros(1, np.uint16)
-    roots = np.ascontiguousarray(roots, dtype=np.int64)
-    nodes, starts, code_value, code_leaf = _records(roots, info, left, slot, rank, leaf_value)
     # each feature's thresholds padded with +inf to 2**K - 1 (K steps of binary search), after
     # one leading pad (a finished search reads one below its position)
     count = hi - lo
@@ -543,12 +552,25 @@ def build_ranked(roots, groups, info, threshold, left, leaf_value, cat, cat_boun
     for f in range(len(num_features)):
         padded[first[f]:first[f] + count[f]] = ut[lo[f]:hi[f]]
     num_meta = np.stack([num_features, first, steps, count], axis=1).astype(np.int64)
-    parts = [num_meta.ravel(), cat_meta.ravel(), starts, np.asarray(groups, np.int64)]
+    return RankCode(slot, rank, num_meta.reshape(-1, 4), cat_meta, padded, cattab, n_slots,
+                    int(steps.max()) if len(steps) else 0)
+
+
+def assemble(code: RankCode, rule, nodes, n_records, n_trees, starts, groups, base_margin,
+             code_value, extra=()) -> np.ndarray:
+    """One buffer (uint64) with where its parts end, then the records ``nodes``, ``meta``
+    (int64: a header (``_M_*``, ``extra`` pairs of (index, value) filling its free entries),
+    per numerical and per categorical feature :class:`RankCode`'s tables, the ``starts`` and
+    the trees' ``groups``), ``fvals`` (float64: the padded thresholds), the values in the
+    model's dtype (``base_margin``, then each code's leaf value) and ``cattab`` (uint16)."""
+    parts = [code.num_meta.ravel(), code.cat_meta.ravel(), np.asarray(starts, np.int64),
+             np.asarray(groups, np.int64)]
     header = np.zeros(_HEADER, np.int64)
-    header[:_M_NUM - 1] = (rule, len(nodes) - 1, len(roots), max(n_slots, 1),
-                           len(num_features), len(cat_features),
-                           int(steps.max()) if len(steps) else 0)
+    header[:_M_NUM - 1] = (rule, n_records, n_trees, max(code.n_slots, 1), len(code.num_meta),
+                           len(code.cat_meta), code.steps)
     header[_M_GROUPS_N] = len(base_margin)
+    for index, value in extra:
+        header[index] = value
     offset = _HEADER
     for index, part in zip((_M_NUM, _M_CAT, _M_STARTS, _M_GROUPS), parts, strict=True):
         header[index] = offset
@@ -557,13 +579,34 @@ def build_ranked(roots, groups, info, threshold, left, leaf_value, cat, cat_boun
     values = np.concatenate([np.asarray(base_margin, code_value.dtype), code_value])
     if values.dtype == np.float32:
         values = np.concatenate([values, np.zeros(len(values) % 2, values.dtype)])
-    cattab = np.concatenate([cattab, np.zeros(-len(cattab) % 4, np.uint16)])
-    parts = [nodes, meta.view(np.uint64), padded.view(np.uint64), values.view(np.uint64)]
+    cattab = np.concatenate([code.cattab, np.zeros(-len(code.cattab) % 4, np.uint16)])
+    parts = [nodes, meta.view(np.uint64), code.padded.view(np.uint64), values.view(np.uint64)]
     ends = _PARTS + np.cumsum([len(part) for part in parts])
-    buf = np.concatenate([ends.astype(np.uint64), *parts, cattab.view(np.uint64)])
-    return buf, code_leaf
+    return np.concatenate([ends.astype(np.uint64), *parts, cattab.view(np.uint64)])
 
 
-__all__ = ["LANES", "build_ranked", "leaves_row_ranked", "margin_one_ranked32",
+def build_ranked(roots, groups, info, threshold, left, leaf_value, cat, cat_bounds, cat_words,
+                 rule, base_margin):
+    """The rank-coded layout of a packed model (``treeprune.packed``), or None where the model
+    is past the layout's limits.
+
+    Returns ``(buf, code_leaf)``: ``ranked_margin_kernel(dtype)(x, buf)`` gives a row's
+    margins (``dtype`` the model's: ``leaf_value``'s), ``code_leaf`` the packed leaf of a code
+    (for :func:`leaves_row_ranked`); ``buf`` is :func:`assemble`'s, with the 8-byte records and
+    the lanes' starts.
+    """
+    if np.count_nonzero((info >> FEATURE_BITS & FLAG_LEAF) == 0) + len(roots) > MAX_RECORDS:
+        return None
+    code = rank_code(info, threshold, cat, cat_bounds, cat_words, rule)
+    if code is None:
+        return None
+    roots = np.ascontiguousarray(roots, dtype=np.int64)
+    nodes, starts, code_value, code_leaf = _records(roots, info, left, code.slot, code.rank,
+                                                    leaf_value)
+    return assemble(code, rule, nodes, len(nodes) - 1, len(roots), starts, groups, base_margin,
+                    code_value), code_leaf
+
+
+__all__ = ["LANES", "RankCode", "assemble", "build_ranked", "quantize", "rank_code", "leaves_row_ranked", "margin_one_ranked32",
            "margin_one_ranked64", "margin_row_ranked32", "margin_row_ranked64",
            "ranked_margin_kernel", "ranked_margin_one_kernel"]

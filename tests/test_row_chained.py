@@ -1,0 +1,191 @@
+"""The chained single-row kernel: the same leaves as the native libraries' ``pred_leaf`` and the
+same margins as native ``raw_score`` / ``output_margin`` and the batch kernels, bit for bit.
+
+Its splits are the rank coding's (NaN either way, LightGBM's missing types, ``<=`` at the
+largest double and at +inf, categorical bitsets narrow and wide), so these cases cover what the
+chained layout itself adds: trees of every size in fixed-stride blocks (stumps, single leaves,
+127-leaf deep lopsided trees), chunks handed out to the lanes (fewer trees than lanes, chunks
+of one tree at the end), the park record, multiclass groups, and the fallback past its limits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lgb_models import LgbSpec, row_kernel_specs, stress_rows, train, wide_category_model
+from xgb_models import XGBSpec, dmatrix, make_model, with_odd_categories
+
+import treeprune as tp
+from treeprune.kernels import chained
+from treeprune.kernels.chained import (
+    LANES,
+    chunks,
+    leaves_row_chained,
+    margin_row_chained32,
+    margin_row_chained64,
+)
+from treeprune.kernels.ranked import margin_row_ranked64
+from treeprune.kernels.traverse import margin_row
+from treeprune.packed import pack
+from treeprune.predict import leaves_packed
+
+
+def _with_infinities(X):
+    """``X`` after rows where each column in turn is +inf and -inf."""
+    rows = []
+    for j in range(X.shape[1]):
+        for v in (np.inf, -np.inf):
+            r = X[j % len(X)].copy()
+            r[j] = v
+            rows.append(r)
+    return np.concatenate([np.array(rows), X])
+
+
+def _check(ens, X, native_margin=None, native_leaf=None):
+    """Every row of ``X``: the chained margins are the batch margins and the lock-step walk's,
+    bit for bit, and the native margins within 1e-5; its leaves are the native ``pred_leaf``
+    (or, without one, the batch kernels' leaves)."""
+    p = pack(ens)
+    assert p.chained is not None
+    buf, code_leaf = p.chained
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    batch = ens.predict(X, output="margin").reshape(len(X), -1)
+    kernel, args = p.single_row
+    assert args[0] is buf
+    got = np.array([kernel(x, buf) for x in X])
+    np.testing.assert_array_equal(got, batch)
+    if got.shape[1] == 1:
+        one, args = p.single_row_one
+        assert args[0] is buf
+        np.testing.assert_array_equal(np.array([one(x, buf) for x in X]), got[:, 0])
+    else:
+        assert p.single_row_one is None
+    for x, g in zip(X[:100], got[:100], strict=True):
+        np.testing.assert_array_equal(g, margin_row(x, *p.walk_args, p.base_margin))
+    if native_margin is not None:
+        np.testing.assert_allclose(got, np.asarray(native_margin).reshape(got.shape), rtol=0,
+                                   atol=1e-5)
+    n_trees = len(p.trees)
+    leaves = np.array([leaves_row_chained(x, buf, code_leaf, np.empty(n_trees, np.int32))
+                       for x in X])
+    expected = native_leaf if native_leaf is not None else \
+        p.native_id[leaves_packed(p, np.ascontiguousarray(X, dtype=p.dtype))]
+    np.testing.assert_array_equal(p.native_id[leaves], expected)
+
+
+LGB_SPECS = [
+    *row_kernel_specs(LANES),
+    # deep, lopsided leaf-wise trees: blocks of 128 records
+    LgbSpec("binary", num_leaves=127, n_trees=12, n_rows=3000, nan_frac=0.05, n_cat=1,
+            params=(("min_data_in_leaf", 2), ("min_sum_hessian_in_leaf", 0.0))),
+    # 64 leaves: 63 splits and the spare record fill a block of 64 exactly
+    LgbSpec("binary", num_leaves=64, n_trees=9, n_rows=2000, seed=2,
+            params=(("min_data_in_leaf", 2), ("min_sum_hessian_in_leaf", 0.0))),
+    # wide rows, many NaN; zero as missing with many zeros
+    LgbSpec("binary", num_leaves=31, n_trees=30, n_rows=1500, n_features=40, nan_frac=0.2),
+    LgbSpec("regression", missing="zero", zero_frac=0.4, num_leaves=31, n_trees=17,
+            n_rows=1000, n_features=12, seed=3),
+]
+
+
+@pytest.mark.parametrize("spec", LGB_SPECS, ids=lambda s: s.id)
+def test_lightgbm_chained_matches_native(spec):
+    booster, Xe = train(spec)
+    X = _with_infinities(np.asarray(stress_rows(booster, Xe, spec.n_features), dtype=np.float64))
+    ens = tp.load(booster)
+    _check(ens, X, booster.predict(X, raw_score=True), booster.predict(X, pred_leaf=True))
+    if spec.num_leaves == 64:
+        assert ens.tree_n_leaves().max() == 64  # the case under test
+
+
+def test_lightgbm_wide_category_bitsets():
+    booster, X = wide_category_model()
+    ens = tp.load(booster)
+    assert (np.diff(pack(ens).cat_bounds) > 2).any()  # bitsets of more than 64 categories
+    Xt = np.concatenate([X[:300], [[c, 0.1] for c in (63.0, 64.0, 65.0, 127.9, 149.0, 300.0,
+                                                        -0.5, -1.0, np.nan, 2.0**31, -2.0**31,
+                                                        np.inf, -np.inf, -0.0)]])
+    _check(ens, Xt, booster.predict(Xt, raw_score=True), booster.predict(Xt, pred_leaf=True))
+
+
+def test_lightgbm_le_at_the_largest_double_and_infinity():
+    booster, Xe = train(LgbSpec("binary", num_leaves=15, n_trees=6, n_rows=600))
+    ens = tp.load(booster)
+    split = np.flatnonzero(ens.left >= 0)
+    threshold = ens.threshold.copy()
+    threshold[split[::3]] = np.finfo(np.float64).max
+    threshold[split[1::3]] = np.inf
+    _check(ens.replace(threshold=threshold),
+           _with_infinities(np.asarray(Xe, dtype=np.float64)))
+
+
+XGB_SPECS = [
+    XGBSpec(n_trees=13, max_depth=0, nan_rate=0.2, seed=3,
+            extra={"grow_policy": "lossguide", "max_leaves": 24}),
+    XGBSpec(n_trees=20, max_depth=6, nan_rate=0.3, seed=4),
+    XGBSpec(n_cat=2, n_num=3, n_levels=40, n_trees=11, max_depth=5, seed=7),
+    XGBSpec(n_cat=1, n_num=3, n_levels=100, n_trees=9, max_depth=4, n_rows=3000, seed=17),
+    XGBSpec(objective="multi:softprob", n_cat=1, n_num=4, n_trees=6, max_depth=3, seed=8),
+    XGBSpec(objective="reg:squarederror", n_trees=12, max_depth=3, seed=9,
+            extra={"gamma": 2.0, "eta": 0.5}),
+]
+
+
+@pytest.mark.parametrize("spec", XGB_SPECS, ids=lambda s: s.id)
+def test_xgboost_chained_matches_native(spec):
+    booster, X, _ = make_model(spec)
+    X = with_odd_categories(spec, X)
+    dm = dmatrix(spec, X)
+    ens = tp.load(booster)
+    _check(ens, X, booster.predict(dm, output_margin=True), booster.predict(dm, pred_leaf=True))
+    _check(ens, _with_infinities(X[:30]))  # XGBoost's DMatrix refuses inf: the batch kernels
+    if spec.extra.get("gamma"):
+        assert (ens.tree_n_leaves() == 1).any()  # the case under test
+
+
+def test_chunks_cover_the_trees_in_order_and_end_with_single_trees():
+    for n in (0, 1, 7, 8, 9, 100, 800, 5000):
+        b = chunks(n)
+        assert b[0] == 0 and b[-1] == n
+        assert (np.diff(b) >= 1).all()
+        if n > 2 * LANES:
+            assert np.diff(b)[0] > 1 and np.diff(b)[-1] == 1
+    assert len(chunks(800)) - 1 < 100  # a lane changes chunks a few dozen times per row
+
+
+def test_single_row_paths_take_the_chained_kernel():
+    booster, Xe = train(row_kernel_specs(LANES)[0])
+    X = np.asarray(stress_rows(booster, Xe, 5), dtype=np.float64)[:200]
+    ens = tp.load(booster)
+    assert pack(ens).single_row[0] is margin_row_chained64
+    batch = ens.predict(X, output="margin")
+    f = ens.predictor("margin")
+    for i, x in enumerate(X):
+        assert ens.predict(x, output="margin")[0] == batch[i]
+        assert f(x)[0] == batch[i]
+    balanced = tp.load(make_model(XGBSpec(n_trees=5, max_depth=3))[0])
+    assert pack(balanced).single_row[0] is margin_row_chained32
+
+
+def test_models_past_the_limits_keep_the_rank_coded_kernel(monkeypatch):
+    # blocks smaller than the trees need: the rank-coded lanes, with the same margins
+    monkeypatch.setattr(chained, "MAX_BLOCK", 8)
+    booster, Xe = train(row_kernel_specs(LANES)[0])
+    ens = tp.load(booster)
+    p = pack(ens)
+    assert p.chained is None and p.single_row[0] is margin_row_ranked64
+    X = np.asarray(Xe, dtype=np.float64)[:100]
+    f = ens.predictor("margin")
+    np.testing.assert_array_equal([f(x)[0] for x in X], ens.predict(X, output="margin"))
+
+
+def test_padding_past_the_limit_keeps_the_rank_coded_kernel(monkeypatch):
+    # trees of different sizes in equal blocks: padding. Past MAX_PADDING times the records
+    # the trees need (here: any padding beyond the spare records and 4096), no chained layout
+    booster, _ = train(LgbSpec("binary", num_leaves=63, n_trees=300, n_rows=800))
+    ens = tp.load(booster)
+    leaves = ens.tree_n_leaves()
+    assert leaves.min() < leaves.max()  # the case under test: blocks padded
+    monkeypatch.setattr(chained, "MAX_PADDING", 1)
+    assert pack(ens).chained is None
+    assert pack(ens).single_row[0] is margin_row_ranked64
