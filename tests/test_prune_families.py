@@ -202,6 +202,11 @@ def test_bad_family_and_budget_equal_to_size(data, xgb_model):
     X, y = data["prune"]
     with pytest.raises(PruneError, match="families"):
         tp.prune(xgb_model, X, y, families=["grow-more"])
+    # search options out of range name themselves (max_selected=0 used to select nothing)
+    for bad in ({"max_selected": 0}, {"max_selected": 2.5}, {"n_rounds": 0},
+                {"n_rounds": True}, {"cv": 0}, {"judge_fraction": 1.0}):
+        with pytest.raises(PruneError, match=next(iter(bad))):
+            tp.prune(xgb_model, X, y, **bad)
     n = tp.load(xgb_model).n_leaves
     r = tp.prune(xgb_model, X, y, max_leaves=n, families=["select"], cv=1)
     assert r.model.n_leaves <= n
@@ -406,26 +411,32 @@ def test_fidelity_collapses_chain_from_the_refitted_larger_collapse(fidelity, da
                                device="cpu", max_selected=16, random_state=0)
     found = dict(fam.generate(rows))
     k = 16
-    half, quarter = found[("collapse", k, 0.5, True)], found[("collapse", k, 0.25, False)]
+    fractions = fam._fractions()
+    above = fractions[fractions.index(0.25) - 1]  # the step before a quarter of the leaves
+    assert (above == 0.5) != fidelity  # fidelity mode steps down more finely
+    prev, quarter = found[("collapse", k, above, True)], found[("collapse", k, 0.25, False)]
     fit_form = fam._fit_form
-    start = half if fidelity else found[("select", k, 1.0, False)]
+    start = prev if fidelity else found[("select", k, 1.0, False)]
     expected = datadriven.collapse_by_data(fit_form(start), X, rows.y, quarter.n_leaves,
                                            l2=10.0)
     np.testing.assert_array_equal(expected.predict(X, output="margin"),
                                   quarter.predict(X, output="margin"))
+    # a step never repeats a size (small selections meet the two-leaves-per-tree floor)
+    sizes = [(key[0], key[1], key[3], c.n_leaves) for key, c in found.items()]
+    assert len(sizes) == len(set(sizes))
     if fidelity:
         # under a leaf budget the steps above it still lead the way down to it
-        budget = (half.n_leaves + quarter.n_leaves) // 2
+        budget = (prev.n_leaves + quarter.n_leaves) // 2
         fam.max_leaves = budget
         within = dict(fam.generate(rows))
         assert max(c.n_leaves for c in within.values()) <= budget
         np.testing.assert_array_equal(
-            datadriven.collapse_by_data(fit_form(half), X, rows.y, budget, l2=10.0)
+            datadriven.collapse_by_data(fit_form(prev), X, rows.y, budget, l2=10.0)
             .predict(X, output="margin"),
             within[("collapse", k, "budget", False)].predict(X, output="margin"))
         fam.max_leaves = None
     # rebuilding one configuration alone (as the final fit does) gives the same candidate
-    key = ("collapse", k, 0.125, True)
+    key = ("collapse", k, 0.25, True)
     (again_key, again), = list(fam.generate(rows, only=key))
     assert again_key == key
     np.testing.assert_array_equal(again.predict(X, output="margin"),

@@ -29,6 +29,18 @@ from .errors import PruneError
 log = logging.getLogger(__name__)
 
 
+def check_splits(cv: Any, judge_fraction: float, confirm_fraction: float) -> None:
+    """Raise ``PruneError`` unless the row-splitting options of :func:`treeprune.prune` are
+    usable."""
+    if cv != "auto" and (isinstance(cv, bool) or not isinstance(cv, (int, np.integer))
+                         or cv < 1):
+        raise PruneError(f"cv must be 'auto' or a whole number of folds >= 1, got {cv!r}")
+    if not 0.05 <= judge_fraction <= 0.95:
+        raise PruneError(f"judge_fraction must be within [0.05, 0.95], got {judge_fraction}")
+    if not 0 <= confirm_fraction <= 0.5:
+        raise PruneError(f"confirm_fraction must be within [0, 0.5], got {confirm_fraction}")
+
+
 def split_confirm(n: int, y: np.ndarray | None, stratify: bool, fraction: float,
                   random_state: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows kept for decisions and rows held back to confirm (``fraction`` of them)."""

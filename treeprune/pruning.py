@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import _augment, _fidelity, _stopping
 from ._advice import prune_warnings
-from ._candidates import Families, FitRows, resolve_families
+from ._candidates import Families, FitRows, check_search, resolve_families
 from ._validation import SOFT_LABEL_OBJECTIVES, check_labels, check_weights
 from .data import binary_labels, to_matrix
 from .ensemble import Ensemble
@@ -429,13 +429,8 @@ def prune(
     if positive_label is not None and not ens.objective.is_binary:
         raise PruneError(f"positive_label applies to binary models; this one is "
                          f"{ens.objective.name!r}")
-    if cv != "auto" and (isinstance(cv, bool) or not isinstance(cv, (int, np.integer))
-                         or cv < 1):
-        raise PruneError(f"cv must be 'auto' or a whole number of folds >= 1, got {cv!r}")
-    if not 0.05 <= judge_fraction <= 0.95:
-        raise PruneError(f"judge_fraction must be within [0.05, 0.95], got {judge_fraction}")
-    if not 0 <= confirm_fraction <= 0.5:
-        raise PruneError(f"confirm_fraction must be within [0, 0.5], got {confirm_fraction}")
+    _stopping.check_splits(cv, judge_fraction, confirm_fraction)
+    check_search(max_selected, n_rounds)
     from .kernels.device import resolve_device
 
     device = resolve_device(device)
