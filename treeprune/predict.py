@@ -285,28 +285,34 @@ class Predictor:
     def _make_fast_one(self) -> Any:
         """:meth:`_make_fast` for a one-output model by a kernel that returns the margin as a
         number (a new array from the kernel costs more than the model's whole walk on a small
-        model); None where there is none (a model past the rank-coded layout's limits)."""
+        model); None where there is none (a model past the single-row layouts' limits). The
+        kernel is called from the closure itself: each Python call between the predictor and
+        the kernel costs tens of ns."""
         if self._row_one is not None:
             one, args = self._row_one, ()
         elif self._p.single_row_one is not None:
             one, args = self._p.single_row_one
         else:
             return None
+        finish = self._finish_row
+        empty = np.empty
         if args:
             kernel, (a0,) = one, args
+            if finish is _sigmoid_row:
+                return lambda x: _sigmoid_one(kernel(x, a0))
 
-            def one(x: np.ndarray) -> float:
-                return kernel(x, a0)
+            def margin(x: np.ndarray) -> np.ndarray:
+                out = empty(1)
+                out[0] = kernel(x, a0)
+                return out
+        else:
+            if finish is _sigmoid_row:
+                return lambda x: _sigmoid_one(one(x))
 
-        finish = self._finish_row
-        if finish is _sigmoid_row:
-            return lambda x: _sigmoid_one(one(x))
-        empty = np.empty
-
-        def margin(x: np.ndarray) -> np.ndarray:
-            out = empty(1)
-            out[0] = one(x)
-            return out
+            def margin(x: np.ndarray) -> np.ndarray:
+                out = empty(1)
+                out[0] = one(x)
+                return out
 
         if finish is None:
             return margin
