@@ -167,6 +167,30 @@ def test_only_plain_numbers_are_converted_in_one_pass():
         assert _numbers(values, counts, np.int64) is None, values
         assert _numbers(values, counts, np.float64) is None, values
     np.testing.assert_array_equal(_numbers(["+1 -0", "007"], counts, np.int64), [1, 0, 7])
+    # numpy reads a separator of zero spaces: a number glued to the next reads as two, which
+    # with a later unreadable one would have made up the count
+    for values in (["1-2 e", "3"], ["1.5.3 e", "3"], ["inf1 e", "3"], ["1 2", "3-4"]):
+        assert _numbers(values, counts, np.float64) is None, values
+    assert _numbers(["1-2 e", "3"], counts, np.int64) is None
+
+
+def test_the_whole_model_pass_leaves_the_warning_filters_alone(monkeypatch):
+    # the filters are the process's: changing them while reading changes them for every other
+    # thread (a model loaded in one thread turned other threads' DeprecationWarnings to errors)
+    import warnings
+
+    def changed(*args, **kwargs):
+        raise AssertionError("the reader changed the warning filters")
+
+    monkeypatch.setattr(warnings, "catch_warnings", changed)
+    monkeypatch.setattr(warnings, "simplefilter", changed)
+    monkeypatch.setattr(warnings, "filterwarnings", changed)
+    text = text_of(FAST_SPECS[0])
+    calls = counting_parse_tree(monkeypatch)
+    outcome(text)
+    one_leaf = [t for t, n in enumerate(re.findall(r"^num_leaves=(\d+)$", text, re.M))
+                if int(n) == 1]
+    assert calls == one_leaf  # the whole-model pass read the trees
 
 
 @pytest.mark.parametrize("key", ["leaf_count", "split_feature", "cat_threshold"])

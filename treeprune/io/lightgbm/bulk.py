@@ -11,7 +11,6 @@ left to the tree-by-tree reader, which raises that tree's own error.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -34,6 +33,9 @@ _LEAF_INTS = ("leaf_count",)
 _FLOAT_CHARS = b"0123456789.eE+-inf "
 _INT_CHARS = b"0123456789+- "
 _I64 = np.iinfo(np.int64)
+#: A number read after the text: reached only when the whole text was read.
+_SENTINEL = 7
+_SENTINEL_TEXT = " 7"
 
 
 def _numbers(values: list[str], counts: np.ndarray, dtype: Any) -> np.ndarray | None:
@@ -59,15 +61,19 @@ def _numbers(values: list[str], counts: np.ndarray, dtype: Any) -> np.ndarray | 
     # single spaces only: each value holds one more number than spaces, if every number parses
     if any(v.count(" ") + 1 != c for v, c in zip(values, counts.tolist(), strict=True)):
         return None
-    with warnings.catch_warnings():
-        # older numpy warns (and stops) at text it cannot read; newer numpy raises
-        warnings.simplefilter("error", DeprecationWarning)
-        try:
-            out = np.fromstring(text, dtype=dtype, sep=" ")
-        except (ValueError, DeprecationWarning):
-            return None
-    if len(out) != int(counts.sum()):
+    # numpy's reader stops at text it cannot read (newer numpy raises; older numpy warns, and a
+    # warning made an error is caught here too) and reads a separator of zero spaces, so that
+    # "1-2" reads as two numbers: the text must be read to a sentinel number after it, as one
+    # number per value's number. Without changing the warning filters, which are global to the
+    # process: other threads' warnings would have changed with them
+    try:
+        out = np.fromstring(text + _SENTINEL_TEXT, dtype=dtype, sep=" ")
+    except (ValueError, DeprecationWarning):
         return None
+    n = int(counts.sum())
+    if len(out) != n + 1 or out[n] != _SENTINEL:
+        return None
+    out = out[:n]
     if dtype is np.int64 and len(out) and (out.max() == _I64.max or out.min() == _I64.min):
         return None  # the C reader saturates where int() would overflow int64: read it per tree
     return out
