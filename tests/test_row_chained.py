@@ -189,3 +189,35 @@ def test_padding_past_the_limit_keeps_the_rank_coded_kernel(monkeypatch):
     monkeypatch.setattr(chained, "MAX_PADDING", 1)
     assert pack(ens).chained is None
     assert pack(ens).single_row[0] is margin_row_ranked64
+
+
+def test_a_model_with_only_categorical_splits():
+    # no numerical feature to rank: the rank coding's tables are empty (a single row raised
+    # ValueError here before)
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(0)
+    C = rng.integers(0, 10, size=(3000, 2)).astype(np.float64)
+    y = ((C[:, 0] % 3 == 0) ^ (C[:, 1] > 6)).astype(np.float64)
+    booster = lgb.train({"objective": "binary", "num_leaves": 8, "verbose": -1,
+                         "num_threads": 1, "min_data_per_group": 5, "cat_smooth": 1.0},
+                        lgb.Dataset(C, y, categorical_feature=[0, 1]), 10)
+    ens = tp.load(booster)
+    assert (ens.cat_index[ens.left >= 0] >= 0).all()  # the case under test
+    X = np.concatenate([C[:200], [[np.nan, 3.0], [-1.0, 2.0], [2.5, 99.0], [1e10, 0.0]]])
+    _check(ens, X, booster.predict(X, raw_score=True), booster.predict(X, pred_leaf=True))
+
+
+def test_a_model_without_trees_predicts_its_base_margin():
+    from treeprune.ensemble import NODE_FIELDS
+
+    booster, Xe = train(row_kernel_specs(LANES)[2])
+    ens = tp.load(booster)
+    empty = ens.replace(tree_offsets=np.zeros(1, np.int64), tree_group=ens.tree_group[:0],
+                        tree_weight=ens.tree_weight[:0],
+                        **{f: getattr(ens, f)[:0] for f in NODE_FIELDS})
+    assert pack(empty).chained is None
+    x = np.asarray(Xe, dtype=np.float64)[0]
+    want = empty.predict(x[None, :], output="margin")
+    np.testing.assert_array_equal(empty.predict(x, output="margin"), want)
+    np.testing.assert_array_equal(empty.predictor("margin")(x), want)

@@ -335,6 +335,8 @@ def build_chained(roots, groups, info, threshold, left, leaf_value, cat, cat_bou
     """
     roots = np.ascontiguousarray(roots, dtype=np.int64)
     n_trees = len(roots)
+    if n_trees == 0:
+        return None  # nothing to walk: the rank-coded kernel gives the base margin
     split = (info >> FEATURE_BITS & FLAG_LEAF) == 0
     tree = np.searchsorted(roots, np.arange(len(info)), "right") - 1
     need = np.maximum(np.bincount(tree[split], minlength=n_trees), 1)

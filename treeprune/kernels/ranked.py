@@ -547,7 +547,7 @@ def rank_code(info, threshold, cat, cat_bounds, cat_words, rule) -> RankCode | N
     count = hi - lo
     steps = np.ceil(np.log2(count + 1)).astype(np.int64)
     size = (1 << steps) - 1
-    first = 1 + np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
+    first = (1 + np.cumsum(size) - size).astype(np.int64)  # exclusive sums: none for none
     padded = np.full(1 + int(size.sum()), np.inf)
     for f in range(len(num_features)):
         padded[first[f]:first[f] + count[f]] = ut[lo[f]:hi[f]]
