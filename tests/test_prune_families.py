@@ -530,3 +530,29 @@ def test_distilled_students_learn_on_synthetic_rows_with_labels(data, xgb_model,
     assert seen[-1].X_unlabeled is None
     tp.prune(xgb_model, X, y, families=["distill"], max_leaves=120, cv=1, augment=0)
     assert seen[-1].X_unlabeled is None
+
+
+@pytest.mark.parametrize("fidelity", [True, False])
+def test_a_step_chosen_out_of_fold_is_fitted_again_where_its_size_meets_the_step_above(
+        fidelity, data, xgb_model):
+    # a fraction whose budget meets the step above it (both at two leaves per tree) is left out
+    # of the candidates; a fold whose selection had more leaves may still have chosen it, and
+    # the final fit on every row must then build it rather than fail
+    from treeprune import _candidates
+    from treeprune.pruning import _final_fit
+
+    X, y = data["prune"]
+    base = tp.load(xgb_model)
+    target = base.predict(X, output="margin")
+    rows = _candidates.FitRows(X=X, y=target if fidelity else y.astype(float), w=None,
+                               target=target, labels=None if fidelity else y)
+    fam = _candidates.Families(base, fidelity=fidelity, families=("select", "collapse"),
+                               max_leaves=None, max_trees=None, l2=10.0, n_rounds=5,
+                               device="cpu", max_selected=8, random_state=0)
+    k = 8
+    label = 0.2 if fidelity else 0.125
+    found = dict(fam.generate(rows))
+    assert ("collapse", k, label, True) not in found  # the case under test: its size met
+    key = ("collapse", k, label, True)
+    model = _final_fit(fam, rows, key, 2 * k, base.n_leaves, None, lambda c, _rows: c)
+    assert model.n_trees <= k and model.n_leaves == 2 * k

@@ -211,8 +211,10 @@ class Families:
         budgets: list[tuple[Any, int]] = []
         for f in self._fractions(k):
             b = max(2 * k, int(round(selected.n_leaves * f)))
-            # (fractions of a small selection can meet at two leaves per tree: keep one of them)
-            if f == 1.0 or b < min(selected.n_leaves, budgets[-1][1]):
+            # (fractions of a small selection can meet at two leaves per tree: keep one of them,
+            # but build the one asked for: chosen on other rows, where the sizes differed)
+            asked = only is not None and only[2] == f
+            if f == 1.0 or asked or b < min(selected.n_leaves, budgets[-1][1]):
                 budgets.append((f, min(b, selected.n_leaves)))
         if self.max_leaves is not None and selected.n_leaves > self.max_leaves >= 2 * k:
             budgets.append(("budget", int(self.max_leaves)))
