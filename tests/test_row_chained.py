@@ -13,64 +13,38 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from lgb_models import LgbSpec, row_kernel_specs, stress_rows, train, wide_category_model
+from row_checks import check_layout, with_infinities
 from xgb_models import XGBSpec, dmatrix, make_model, with_odd_categories
 
 import treeprune as tp
 from treeprune.kernels import chained
 from treeprune.kernels.chained import (
     LANES,
+    chained_margin_kernel,
+    chained_margin_one_kernel,
     chunks,
     leaves_row_chained,
     margin_row_chained32,
     margin_row_chained64,
 )
 from treeprune.kernels.ranked import margin_row_ranked64
-from treeprune.kernels.traverse import margin_row
 from treeprune.packed import pack
-from treeprune.predict import leaves_packed
-
-
-def _with_infinities(X):
-    """``X`` after rows where each column in turn is +inf and -inf."""
-    rows = []
-    for j in range(X.shape[1]):
-        for v in (np.inf, -np.inf):
-            r = X[j % len(X)].copy()
-            r[j] = v
-            rows.append(r)
-    return np.concatenate([np.array(rows), X])
 
 
 def _check(ens, X, native_margin=None, native_leaf=None):
-    """Every row of ``X``: the chained margins are the batch margins and the lock-step walk's,
-    bit for bit, and the native margins within 1e-5; its leaves are the native ``pred_leaf``
-    (or, without one, the batch kernels' leaves)."""
+    """:func:`row_checks.check_layout` on the chained layout, which the single-row paths take."""
     p = pack(ens)
     assert p.chained is not None
-    buf, code_leaf = p.chained
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    batch = ens.predict(X, output="margin").reshape(len(X), -1)
+    buf = p.chained[0]
     kernel, args = p.single_row
-    assert args[0] is buf
-    got = np.array([kernel(x, buf) for x in X])
-    np.testing.assert_array_equal(got, batch)
-    if got.shape[1] == 1:
+    assert kernel is chained_margin_kernel(p.dtype) and args[0] is buf
+    if len(p.base_margin) == 1:
         one, args = p.single_row_one
-        assert args[0] is buf
-        np.testing.assert_array_equal(np.array([one(x, buf) for x in X]), got[:, 0])
+        assert one is chained_margin_one_kernel(p.dtype) and args[0] is buf
     else:
         assert p.single_row_one is None
-    for x, g in zip(X[:100], got[:100], strict=True):
-        np.testing.assert_array_equal(g, margin_row(x, *p.walk_args, p.base_margin))
-    if native_margin is not None:
-        np.testing.assert_allclose(got, np.asarray(native_margin).reshape(got.shape), rtol=0,
-                                   atol=1e-5)
-    n_trees = len(p.trees)
-    leaves = np.array([leaves_row_chained(x, buf, code_leaf, np.empty(n_trees, np.int32))
-                       for x in X])
-    expected = native_leaf if native_leaf is not None else \
-        p.native_id[leaves_packed(p, np.ascontiguousarray(X, dtype=p.dtype))]
-    np.testing.assert_array_equal(p.native_id[leaves], expected)
+    check_layout(ens, X, p.chained, kernel, chained_margin_one_kernel(p.dtype),
+                 leaves_row_chained, native_margin, native_leaf)
 
 
 LGB_SPECS = [
@@ -91,7 +65,7 @@ LGB_SPECS = [
 @pytest.mark.parametrize("spec", LGB_SPECS, ids=lambda s: s.id)
 def test_lightgbm_chained_matches_native(spec):
     booster, Xe = train(spec)
-    X = _with_infinities(np.asarray(stress_rows(booster, Xe, spec.n_features), dtype=np.float64))
+    X = with_infinities(np.asarray(stress_rows(booster, Xe, spec.n_features), dtype=np.float64))
     ens = tp.load(booster)
     _check(ens, X, booster.predict(X, raw_score=True), booster.predict(X, pred_leaf=True))
     if spec.num_leaves == 64:
@@ -116,7 +90,7 @@ def test_lightgbm_le_at_the_largest_double_and_infinity():
     threshold[split[::3]] = np.finfo(np.float64).max
     threshold[split[1::3]] = np.inf
     _check(ens.replace(threshold=threshold),
-           _with_infinities(np.asarray(Xe, dtype=np.float64)))
+           with_infinities(np.asarray(Xe, dtype=np.float64)))
 
 
 XGB_SPECS = [
@@ -138,7 +112,7 @@ def test_xgboost_chained_matches_native(spec):
     dm = dmatrix(spec, X)
     ens = tp.load(booster)
     _check(ens, X, booster.predict(dm, output_margin=True), booster.predict(dm, pred_leaf=True))
-    _check(ens, _with_infinities(X[:30]))  # XGBoost's DMatrix refuses inf: the batch kernels
+    _check(ens, with_infinities(X[:30]))  # XGBoost's DMatrix refuses inf: the batch kernels
     if spec.extra.get("gamma"):
         assert (ens.tree_n_leaves() == 1).any()  # the case under test
 
