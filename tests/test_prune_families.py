@@ -396,19 +396,27 @@ def test_selection_z_stays_finite_far_in_the_tail():
     assert zs[-2] > 50.0
 
 
-@pytest.mark.parametrize("fidelity", [True, False])
-def test_fidelity_collapses_chain_from_the_refitted_larger_collapse(fidelity, data, xgb_model):
+def _select_collapse_source(X, y, model, fidelity: bool, max_selected: int):
+    """The lossless model, its fit rows (the margins as targets in fidelity mode) and the
+    select/collapse families on them."""
     from treeprune import _candidates
-    from treeprune.passes import datadriven
 
-    X, y = data["prune"]
-    base = tp.load(xgb_model)
+    base = tp.load(model)
     target = base.predict(X, output="margin")
     rows = _candidates.FitRows(X=X, y=target if fidelity else y.astype(float), w=None,
                                target=target, labels=None if fidelity else y)
     fam = _candidates.Families(base, fidelity=fidelity, families=("select", "collapse"),
                                max_leaves=None, max_trees=None, l2=10.0, n_rounds=5,
-                               device="cpu", max_selected=16, random_state=0)
+                               device="cpu", max_selected=max_selected, random_state=0)
+    return base, rows, fam
+
+
+@pytest.mark.parametrize("fidelity", [True, False])
+def test_fidelity_collapses_chain_from_the_refitted_larger_collapse(fidelity, data, xgb_model):
+    from treeprune.passes import datadriven
+
+    X, y = data["prune"]
+    base, rows, fam = _select_collapse_source(X, y, xgb_model, fidelity, max_selected=16)
     found = dict(fam.generate(rows))
     k = 16
     fractions = fam._fractions()
@@ -538,17 +546,10 @@ def test_a_step_chosen_out_of_fold_is_fitted_again_where_its_size_meets_the_step
     # a fraction whose budget meets the step above it (both at two leaves per tree) is left out
     # of the candidates; a fold whose selection had more leaves may still have chosen it, and
     # the final fit on every row must then build it rather than fail
-    from treeprune import _candidates
     from treeprune.pruning import _final_fit
 
     X, y = data["prune"]
-    base = tp.load(xgb_model)
-    target = base.predict(X, output="margin")
-    rows = _candidates.FitRows(X=X, y=target if fidelity else y.astype(float), w=None,
-                               target=target, labels=None if fidelity else y)
-    fam = _candidates.Families(base, fidelity=fidelity, families=("select", "collapse"),
-                               max_leaves=None, max_trees=None, l2=10.0, n_rounds=5,
-                               device="cpu", max_selected=8, random_state=0)
+    base, rows, fam = _select_collapse_source(X, y, xgb_model, fidelity, max_selected=8)
     k = 8
     label = 0.2 if fidelity else 0.125
     found = dict(fam.generate(rows))

@@ -15,6 +15,7 @@ import pytest
 from lgb_models import LgbSpec, row_kernel_specs, stress_rows, train, wide_category_model
 from row_checks import check_layout, with_infinities
 from xgb_models import XGBSpec, dmatrix, make_model, with_odd_categories
+from xgb_models import row_kernel_specs as xgb_row_kernel_specs
 
 import treeprune as tp
 from treeprune.kernels import chained
@@ -93,16 +94,7 @@ def test_lightgbm_le_at_the_largest_double_and_infinity():
            with_infinities(np.asarray(Xe, dtype=np.float64)))
 
 
-XGB_SPECS = [
-    XGBSpec(n_trees=13, max_depth=0, nan_rate=0.2, seed=3,
-            extra={"grow_policy": "lossguide", "max_leaves": 24}),
-    XGBSpec(n_trees=20, max_depth=6, nan_rate=0.3, seed=4),
-    XGBSpec(n_cat=2, n_num=3, n_levels=40, n_trees=11, max_depth=5, seed=7),
-    XGBSpec(n_cat=1, n_num=3, n_levels=100, n_trees=9, max_depth=4, n_rows=3000, seed=17),
-    XGBSpec(objective="multi:softprob", n_cat=1, n_num=4, n_trees=6, max_depth=3, seed=8),
-    XGBSpec(objective="reg:squarederror", n_trees=12, max_depth=3, seed=9,
-            extra={"gamma": 2.0, "eta": 0.5}),
-]
+XGB_SPECS = xgb_row_kernel_specs()
 
 
 @pytest.mark.parametrize("spec", XGB_SPECS, ids=lambda s: s.id)

@@ -191,3 +191,21 @@ SPECS: tuple[XGBSpec, ...] = (
     XGBSpec(n_trees=15, max_depth=0, seed=19, extra={"grow_policy": "lossguide",
                                                      "max_leaves": 12}),
 )
+
+
+def row_kernel_specs() -> list[XGBSpec]:
+    """Models for the single-row kernels: lopsided lossguide trees with NaN, deep trees, native
+    categories (bitsets past 64 levels too), multiclass, and trees that are a single leaf."""
+    return [
+        # lossguide: lopsided trees of mixed depths
+        XGBSpec(n_trees=13, max_depth=0, nan_rate=0.2, seed=3,
+                extra={"grow_policy": "lossguide", "max_leaves": 24}),
+        XGBSpec(n_trees=20, max_depth=6, nan_rate=0.3, seed=4),
+        XGBSpec(n_cat=2, n_num=3, n_levels=40, n_trees=11, max_depth=5, seed=7),
+        # categories past 64: partition splits with wide bitsets
+        XGBSpec(n_cat=1, n_num=3, n_levels=100, n_trees=9, max_depth=4, n_rows=3000, seed=17),
+        XGBSpec(objective="multi:softprob", n_cat=1, n_num=4, n_trees=6, max_depth=3, seed=8),
+        # a large minimum split loss: later trees are a single leaf
+        XGBSpec(objective="reg:squarederror", n_trees=12, max_depth=3, seed=9,
+                extra={"gamma": 2.0, "eta": 0.5}),
+    ]
