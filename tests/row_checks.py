@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from lgb_models import LgbSpec, train, wide_category_model
 
+import treeprune as tp
 from treeprune.kernels.traverse import margin_row
 from treeprune.packed import pack
 from treeprune.predict import leaves_packed
@@ -44,3 +46,29 @@ def check_layout(ens, X, layout, margin_kernel, one_kernel, leaves_kernel, nativ
     expected = native_leaf if native_leaf is not None else \
         p.native_id[leaves_packed(p, np.ascontiguousarray(X, dtype=p.dtype))]
     np.testing.assert_array_equal(p.native_id[leaves], expected)
+
+
+def wide_category_case():
+    """A LightGBM model with bitsets of more than 64 categories, rows with odd category values
+    (past the bitset, negative, fractional, NaN, huge, infinite, -0.0), its native margins and
+    leaves: ``(ens, X, margins, leaves)``."""
+    booster, X = wide_category_model()
+    ens = tp.load(booster)
+    assert (np.diff(pack(ens).cat_bounds) > 2).any()  # bitsets of more than 64 categories
+    Xt = np.concatenate([X[:300], [[c, 0.1] for c in (63.0, 64.0, 65.0, 127.9, 149.0, 300.0,
+                                                        -0.5, -1.0, np.nan, 2.0**31, -2.0**31,
+                                                        np.inf, -np.inf, -0.0)]])
+    return ens, Xt, booster.predict(Xt, raw_score=True), booster.predict(Xt, pred_leaf=True)
+
+
+def largest_threshold_case():
+    """A LightGBM model with thresholds at DBL_MAX and +inf, whose next double is +inf (``x <= t``
+    keeps: t = DBL_MAX sends only +inf right, t = +inf nothing), and rows with infinities:
+    ``(ens, X)``."""
+    booster, Xe = train(LgbSpec("binary", num_leaves=15, n_trees=6, n_rows=600))
+    ens = tp.load(booster)
+    split = np.flatnonzero(ens.left >= 0)
+    threshold = ens.threshold.copy()
+    threshold[split[::3]] = np.finfo(np.float64).max
+    threshold[split[1::3]] = np.inf
+    return ens.replace(threshold=threshold), with_infinities(np.asarray(Xe, dtype=np.float64))

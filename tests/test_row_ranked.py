@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lgb_models import LgbSpec, row_kernel_specs, stress_rows, train, wide_category_model
-from row_checks import check_layout, with_infinities
+from lgb_models import row_kernel_specs, stress_rows, train
+from row_checks import check_layout, largest_threshold_case, wide_category_case, with_infinities
 from xgb_models import XGBSpec, dmatrix, make_model, with_odd_categories
 from xgb_models import row_kernel_specs as xgb_row_kernel_specs
 
@@ -53,27 +53,11 @@ def test_lightgbm_ranked_matches_native(spec):
 
 
 def test_lightgbm_wide_category_bitsets():
-    booster, X = wide_category_model()
-    ens = tp.load(booster)
-    assert (np.diff(pack(ens).cat_bounds) > 2).any()  # bitsets of more than 64 categories
-    Xt = np.concatenate([X[:300], [[c, 0.1] for c in (63.0, 64.0, 65.0, 127.9, 149.0, 300.0,
-                                                        -0.5, -1.0, np.nan, 2.0**31, -2.0**31,
-                                                        np.inf, -np.inf, -0.0)]])
-    _check(ens, Xt, booster.predict(Xt, raw_score=True), booster.predict(Xt, pred_leaf=True))
+    _check(*wide_category_case())
 
 
 def test_lightgbm_le_at_the_largest_double_and_infinity():
-    # thresholds whose next double is +inf keep ``x <= t``: t = DBL_MAX sends only +inf right,
-    # t = +inf sends nothing right
-    booster, Xe = train(LgbSpec("binary", num_leaves=15, n_trees=6, n_rows=600))
-    ens = tp.load(booster)
-    split = np.flatnonzero(ens.left >= 0)
-    threshold = ens.threshold.copy()
-    threshold[split[::3]] = np.finfo(np.float64).max
-    threshold[split[1::3]] = np.inf
-    changed = ens.replace(threshold=threshold)
-    X = with_infinities(np.asarray(Xe, dtype=np.float64))
-    _check(changed, X)
+    _check(*largest_threshold_case())
 
 
 XGB_SPECS = xgb_row_kernel_specs()
