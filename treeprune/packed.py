@@ -94,23 +94,23 @@ class Packed:
             self.leaf_value, self.cat, self.cat_bounds, self.cat_words, self.rule)
         return RowLayout(nodes, cat, packed, starts, int(n_starts), stop_roots)
 
+    def _rank_coding_inputs(self) -> tuple:
+        """What the rank-coded layouts (ranked, chained) are built from, in their order."""
+        return (np.ascontiguousarray(self.trees[:, 0]), np.ascontiguousarray(self.trees[:, 1]),
+                self.info, self.threshold, self.left, self.leaf_value, self.cat, self.cat_bounds,
+                self.cat_words, self.rule, self.base_margin)
+
     @cached_property
     def ranked(self) -> tuple | None:
         """The rank-coded single-row layout (:func:`treeprune.kernels.ranked.build_ranked`:
         ``(buf, code_leaf)``), built on first use; None for a model past its limits."""
-        return build_ranked(np.ascontiguousarray(self.trees[:, 0]),
-                            np.ascontiguousarray(self.trees[:, 1]), self.info, self.threshold,
-                            self.left, self.leaf_value, self.cat, self.cat_bounds,
-                            self.cat_words, self.rule, self.base_margin)
+        return build_ranked(*self._rank_coding_inputs())
 
     @cached_property
     def chained(self) -> tuple | None:
         """The chained single-row layout (:func:`treeprune.kernels.chained.build_chained`:
         ``(buf, code_leaf)``), built on first use; None for a model past its limits."""
-        return build_chained(np.ascontiguousarray(self.trees[:, 0]),
-                             np.ascontiguousarray(self.trees[:, 1]), self.info, self.threshold,
-                             self.left, self.leaf_value, self.cat, self.cat_bounds,
-                             self.cat_words, self.rule, self.base_margin)
+        return build_chained(*self._rank_coding_inputs())
 
     @cached_property
     def single_row(self) -> tuple:

@@ -55,6 +55,7 @@ from .ranked import (
     assemble,
     quantize,
     rank_code,
+    splits_depth_first,
 )
 
 #: Trees walked at once.
@@ -268,24 +269,9 @@ def _records(roots, info, left, slot, rank, leaf_value, last, shift):
     stack = np.empty(size + 2, np.int64)
     for t in range(n_trees):
         base = t << shift
-        pos = 0
-        stack[0] = roots[t]
-        sp = 1
-        while sp > 0:
-            sp -= 1
-            nd = stack[sp]
-            record[nd] = base + pos
-            order[pos] = nd
-            pos += 1
-            if info[nd] & _PACKED_LEAF:
-                continue  # a single-leaf tree's root
-            lc = left[nd]
-            if info[lc + 1] & _PACKED_LEAF == 0:
-                stack[sp] = lc + 1  # popped after the whole left subtree
-                sp += 1
-            if info[lc] & _PACKED_LEAF == 0:
-                stack[sp] = lc
-                sp += 1
+        pos = splits_depth_first(roots[t], info, left, stack, order, 0)
+        for k in range(pos):
+            record[order[k]] = base + k
         after = base + size - 1 if last[t] else base + size
         for k in range(pos):
             i = base + k

@@ -401,6 +401,30 @@ def _cat_table(nodes, threshold, info, cat, cat_bounds, cat_words, rule, n_cat, 
     return out
 
 
+@njit(inline="always", cache=True)
+def splits_depth_first(root, info, left, stack, order, pos):
+    """Write the splits of the tree at ``root`` into ``order`` from ``pos``, depth first with
+    the left child next when it is a split (a single-leaf tree: its root); return the end.
+    ``stack`` needs room for the tree's splits plus two."""
+    stack[0] = root
+    sp = 1
+    while sp > 0:
+        sp -= 1
+        nd = stack[sp]
+        order[pos] = nd
+        pos += 1
+        if info[nd] & _PACKED_LEAF:
+            continue  # a single-leaf tree's root
+        lc = left[nd]
+        if info[lc + 1] & _PACKED_LEAF == 0:
+            stack[sp] = lc + 1  # popped after the whole left subtree
+            sp += 1
+        if info[lc] & _PACKED_LEAF == 0:
+            stack[sp] = lc
+            sp += 1
+    return pos
+
+
 @njit(cache=True)
 def _records(roots, info, left, slot, rank, leaf_value):
     """Splits depth first per tree, left child next: the 8-byte records (plus a dummy), each
@@ -414,23 +438,10 @@ def _records(roots, info, left, slot, rank, leaf_value):
     stack = np.empty(n + 2, np.int64)
     pos = 0
     for t in range(n_trees):
-        stack[0] = roots[t]
-        sp = 1
-        while sp > 0:
-            sp -= 1
-            nd = stack[sp]
-            record[nd] = pos
-            order[pos] = nd
-            pos += 1
-            if info[nd] & _PACKED_LEAF:
-                continue  # a single-leaf tree's root
-            lc = left[nd]
-            if info[lc + 1] & _PACKED_LEAF == 0:
-                stack[sp] = lc + 1  # popped after the whole left subtree
-                sp += 1
-            if info[lc] & _PACKED_LEAF == 0:
-                stack[sp] = lc
-                sp += 1
+        end = splits_depth_first(roots[t], info, left, stack, order, pos)
+        for k in range(pos, end):
+            record[order[k]] = k
+        pos = end
     nodes = np.zeros(pos + 1, np.uint64)
     code_value = np.zeros(2 * pos, leaf_value.dtype)
     code_leaf = np.full(2 * pos, -1, np.int32)
