@@ -46,6 +46,7 @@ from numba import njit
 
 from .._rules import FEATURE_BITS, FLAG_LEAF
 from .ranked import (
+    _PACKED_LEAF,
     _M_GROUPS,
     _M_GROUPS_N,
     _M_STARTS,
@@ -76,7 +77,6 @@ _U4 = np.uint64(4)
 _U16 = np.uint64(16)
 _U32 = np.uint64(32)
 _M16 = np.uint64(0xFFFF)
-_PACKED_LEAF = np.int32(FLAG_LEAF << FEATURE_BITS)
 
 
 @njit(inline="always", cache=True)
