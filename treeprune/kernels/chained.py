@@ -46,11 +46,11 @@ from numba import njit
 
 from .._rules import FEATURE_BITS, FLAG_LEAF
 from .ranked import (
-    _PACKED_LEAF,
     _M_GROUPS,
     _M_GROUPS_N,
     _M_STARTS,
     _M_TREES,
+    _PACKED_LEAF,
     _parts,
     _sum_one,
     assemble,
