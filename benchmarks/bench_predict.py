@@ -8,6 +8,8 @@ them, two integer-coded categorical columns):
   xgb_300x2      XGBoost, 300 trees, depth 2 (a scorecard-like model)
   pruned_64x6    xgb_800x6 pruned to 64 trees by forward selection (treeprune's select_trees),
                  written back and read by XGBoost for the native timings
+  lgb_wide_600x63  LightGBM, 600 trees, 63 leaves, on wider data: 120 features, 20% of every
+                 column missing (a long row to rank-code before the walk, with many NaN)
 
 For each model, all side by side with the native library in one run (ratios = native time /
 treeprune time, > 1 means treeprune is faster):
@@ -45,6 +47,8 @@ import pandas as pd
 RESULTS = Path(__file__).resolve().parent / "results"
 N_FEATURES = 40
 CATEGORICAL = (30, 31)
+WIDE_FEATURES = 120
+WIDE_MISSING = 0.2
 
 
 def make_data(n_rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -61,28 +65,51 @@ def make_data(n_rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
+def make_wide_data(n_rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Wider data: 120 numerical features, each missing in 20% of the rows."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, WIDE_FEATURES))
+    X[rng.random(X.shape) < WIDE_MISSING] = np.nan
+    logit = (np.nansum(X[:, :30] * np.linspace(1.0, 0.1, 30), axis=1)
+             + 0.5 * np.nan_to_num(X[:, 30] * X[:, 31]))
+    y = (logit + rng.logistic(size=n_rows) > 0.5).astype(np.float64)
+    return X, y
+
+
+def is_wide(name: str) -> bool:
+    """Whether the model ``name`` is trained on :func:`make_wide_data`'s columns."""
+    return name.startswith("lgb_wide")
+
+
 def train_models(X: np.ndarray, y: np.ndarray, quick: bool,
-                 models_dir: Path | None = None) -> dict[str, object]:
-    """The legacy models; with ``models_dir``, models saved there by an earlier run are reused
-    (training the 800-tree models takes minutes) and new ones are saved there."""
+                 models_dir: Path | None = None,
+                 names: list[str] | None = None) -> dict[str, object]:
+    """The legacy models (those whose name starts with one of ``names``, default all); with
+    ``models_dir``, models saved there by an earlier run are reused (training the 800-tree
+    models takes minutes) and new ones are saved there."""
     import lightgbm as lgb
     import xgboost as xgb
 
     n_trees = 100 if quick else 800
     n_small = 50 if quick else 300
+    n_wide = 100 if quick else 600
+    lgb_params = {"objective": "binary", "num_leaves": 63, "learning_rate": 0.05, "verbose": -1,
+                  "num_threads": 2, "min_data_in_leaf": 5}
     params = {"objective": "binary:logistic", "eta": 0.05, "nthread": 2}
     recipes = {
         f"xgb_{n_trees}x6": lambda: xgb.train({**params, "max_depth": 6}, xgb.DMatrix(X, y),
                                                n_trees),
         f"lgb_{n_trees}x63": lambda: lgb.train(
-            {"objective": "binary", "num_leaves": 63, "learning_rate": 0.05, "verbose": -1,
-             "num_threads": 2, "min_data_in_leaf": 5},
-            lgb.Dataset(X, y, categorical_feature=list(CATEGORICAL)), n_trees),
+            lgb_params, lgb.Dataset(X, y, categorical_feature=list(CATEGORICAL)), n_trees),
         f"xgb_{n_small}x2": lambda: xgb.train({**params, "max_depth": 2}, xgb.DMatrix(X, y),
                                               n_small),
+        f"lgb_wide_{n_wide}x63": lambda: lgb.train(
+            lgb_params, lgb.Dataset(*make_wide_data(len(X), seed=1)), n_wide),
     }
     models: dict[str, object] = {}
     for name, train in recipes.items():
+        if names and not any(name.startswith(n) for n in names):
+            continue
         path = models_dir / (name + (".json" if name.startswith("xgb") else ".txt")) \
             if models_dir is not None else None
         if path is not None and path.exists():
@@ -188,6 +215,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small models, for a smoke run")
     ap.add_argument("--models-dir", type=Path, default=None,
                     help="reuse the trained models saved here by an earlier run (and save new ones)")
+    ap.add_argument("--models", nargs="+", default=None, metavar="PREFIX",
+                    help="only the models whose name starts with one of these (e.g. lgb_wide "
+                         "pruned); the pruned model needs the XGBoost depth-6 model")
     args = ap.parse_args()
 
     import lightgbm as lgb
@@ -197,16 +227,25 @@ def main() -> None:
     from treeprune.latency import batch_seconds, single_row_seconds
 
     X_train, y_train = make_data(20_000, seed=1)
-    X, _ = make_data(args.rows, seed=2)
+    X_narrow, _ = make_data(args.rows, seed=2)
+    X_wide, _ = make_wide_data(args.rows, seed=2)
     X_prune, y_prune = make_data(5_000, seed=3)
-    X32 = X.astype(np.float32)
+    names = args.models
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        models = train_models(X_train, y_train, args.quick, args.models_dir)
-        first = next(iter(models))
-        pruned = pruned_model(tp.load(models[first]), X_prune, y_prune, 16 if args.quick else 64)
-        models[f"pruned_{pruned.n_trees}x6"] = pruned.to_xgboost()
+        wants_pruned = not names or any(n.startswith("pruned") for n in names)
+        models = train_models(X_train, y_train, args.quick, args.models_dir,
+                              names + ["xgb_"] if names and wants_pruned else names)
+        if wants_pruned:
+            first = next(name for name in models if name.startswith("xgb_"))
+            pruned = pruned_model(tp.load(models[first]), X_prune, y_prune,
+                                  16 if args.quick else 64)
+            models[f"pruned_{pruned.n_trees}x6"] = pruned.to_xgboost()
+        if names:
+            models = {k: v for k, v in models.items() if any(k.startswith(n) for n in names)}
         for name, model in models.items():
+            X = X_wide if is_wide(name) else X_narrow
+            X32 = X.astype(np.float32)
             ens = tp.load(model)
             is_xgb = isinstance(model, xgb.Booster)
             path = Path(tmp) / (name + (".json" if is_xgb else ".txt"))
