@@ -59,6 +59,10 @@ from .ranked import (
     splits_depth_first,
 )
 
+# ranked's quantize and layout helpers are inlined into this module's kernels, and Numba's cache
+# of them is keyed on this file alone: a change of the rank-coded layout must come with a change
+# here, or a cached kernel reads the new layout the old way (layout: bucketed threshold search)
+
 #: Trees walked at once.
 LANES = 8
 #: The most records of a tree's block (distances are 16 bits).

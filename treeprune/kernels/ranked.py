@@ -5,7 +5,10 @@ Before the walk, each feature value of the row is turned once into small integer
 comparison ``slot value >= rank``:
 
 * a numerical feature's value becomes its rank among the feature's distinct thresholds (how many
-  of them it reaches; one binary search), and a split stores the rank of its own threshold. The
+  of them it reaches), and a split stores the rank of its own threshold. The rank is found in
+  equal-width buckets over the feature's thresholds: the value's bucket gives the thresholds
+  below it, and a binary search of a few steps the rest of its bucket's (a 120-feature row:
+  0.8 us against 1.3 us for a binary search over all the thresholds). The
   rank is written four times, in one slot per way of treating a missing value: NaN goes left
   (rank 0) or right (``RANK_RIGHT``, above every node's rank), and LightGBM's zero-as-missing
   (0.0 and NaN go left, or right). A split names the slot of its own rule, so NaN, LightGBM's
@@ -74,8 +77,13 @@ MAX_RECORDS = (1 << 31) - 1
 MAX_TABLE = 1 << 24
 
 #: ``meta`` header: where each part of the layout is (see :func:`build_ranked`).
-_M_RULE, _M_RECORDS, _M_TREES, _M_SLOTS, _M_NUM_N, _M_CAT_N, _M_STEPS = range(7)
+_M_RULE, _M_RECORDS, _M_TREES, _M_SLOTS, _M_NUM_N, _M_CAT_N, _M_STEPS, _M_BUCKETS = range(8)
 _M_NUM, _M_CAT, _M_STARTS, _M_GROUPS, _M_GROUPS_N = range(8, 13)
+#: Entries per numerical feature in ``meta``: feature, first threshold, search steps, count,
+#: first bucket.
+_NUM_WIDTH = 5
+#: Buckets of a feature: at most twice its thresholds (rounded up to a power of two) and this.
+MAX_BUCKETS = 1 << 12
 _HEADER = 16
 #: Words before the records in the layout's buffer: where meta, fvals, the leaf values and
 #: cattab start.
@@ -200,6 +208,16 @@ def _read(v, rule):
 
 
 @njit(inline="always", cache=True)
+def _bucket(v, lo, scale, top):
+    """The bucket of the value ``v`` among a feature's equal-width buckets from ``lo`` (``scale``
+    buckets per unit, ``top`` the last one): non-decreasing in ``v``, so a threshold in a lower
+    bucket is below ``v`` and one in a higher bucket above it; NaN in bucket 0."""
+    u = (v - lo) * scale
+    u = 0.0 if u != u else u
+    return np.uint64(min(max(u, 0.0), top))
+
+
+@njit(inline="always", cache=True)
 def quantize(x, meta, fvals, cattab, n_extra):
     """The row ``x`` (float64, n_features) as slot values (uint16, one per slot of the layout
     ``meta``), and ``n_extra`` more scratch words (uint64) from the same allocation for the
@@ -213,22 +231,30 @@ def quantize(x, meta, fvals, cattab, n_extra):
     pos = scratch[n_num:2 * n_num]
     size = scratch[2 * n_num:a]  # in local arrays: reading meta here made this 7x slower
     rb = scratch[a:b].view(np.uint16)
+    buckets = cattab[meta[_M_BUCKETS]:]
     # numerical features: the rank of the value among the feature's thresholds, in four slots.
-    # A binary search over each feature's thresholds (padded with +inf to 2**K - 1), all the
-    # features a step at a time: their loads are independent, so the CPU overlaps them
+    # The value's bucket gives how many thresholds are below it and a window of the next
+    # 2**K - 1 (K small: a bucket holds few thresholds; those past the bucket are above the
+    # value); a binary search in the windows, all the features a step at a time: their loads
+    # are independent, so the CPU overlaps them
     base = meta[_M_NUM]
     for i in range(n_num):
-        v[i] = _read(x[meta[base + 4 * i]], rule)
-        pos[i] = np.uint64(meta[base + 4 * i + 1])
-        size[i] = _U64_1 << np.uint64(meta[base + 4 * i + 2])
+        q = base + _NUM_WIDTH * i
+        vi = _read(x[meta[q]], rule)
+        v[i] = vi
+        bk = _bucket(vi, fvals[3 * i], fvals[3 * i + 1], fvals[3 * i + 2])
+        pos[i] = np.uint64(meta[q + 1]) + np.uint64(buckets[np.uint64(meta[q + 4]) + bk])
+        size[i] = _U64_1 << np.uint64(meta[q + 2])
     for step in range(meta[_M_STEPS]):
         shift = np.uint64(step + 1)
         for i in range(n_num):
             half = size[i] >> shift
             p = pos[i]
+            # a finished search (half 0) reads one below its position: in bounds, unused
             pos[i] = p + half * np.uint64(fvals[p + half - _U64_1] <= v[i])
     for i in range(n_num):
         s = 4 * i
+        q = base + _NUM_WIDTH * i
         if v[i] != v[i]:
             rb[s] = 0
             rb[s + 1] = RANK_RIGHT
@@ -236,7 +262,7 @@ def quantize(x, meta, fvals, cattab, n_extra):
             rb[s + 3] = RANK_RIGHT
             continue
         # +inf also passes the padding: at most every threshold
-        r = min(pos[i] - np.uint64(meta[base + 4 * i + 1]), np.uint64(meta[base + 4 * i + 3]))
+        r = min(pos[i] - np.uint64(meta[q + 1]), np.uint64(meta[q + 3]))
         rb[s] = r
         rb[s + 1] = r
         # LightGBM's zero-as-missing: 0.0 (and NaN, above) take the split's default side
@@ -264,6 +290,15 @@ def quantize(x, meta, fvals, cattab, n_extra):
         for k in range(np.uint64(meta[q + 2])):
             rb[s + k] = cattab[src + k]
     return rb, scratch[b:]
+
+
+@njit(cache=True)
+def row_slots(x, buf):
+    """The slot values (uint16, a copy) of the row ``x`` (float64, n_features) by the layout
+    ``buf`` (:func:`assemble`'s): what the walk compares, for checks of :func:`quantize`."""
+    nodes, meta, fvals, cattab = _parts(buf)
+    rb, _ = quantize(x, meta, fvals, cattab, 0)
+    return rb.copy()
 
 
 @njit(nogil=True, cache=True)
@@ -476,10 +511,12 @@ class RankCode:
 
     slot: np.ndarray  # int64 per node: the slot the split reads (0 on leaves)
     rank: np.ndarray  # int64 per node: the rank the slot value must reach to go right
-    num_meta: np.ndarray  # int64 (n_num, 4): feature, first threshold, search steps, count
+    num_meta: np.ndarray  # int64 (n_num, 5): feature, first threshold, steps, count, bucket
     cat_meta: np.ndarray  # int64 (n_cat, 5): feature, first slot, splits, table start, categories
-    padded: np.ndarray  # float64: each feature's thresholds padded with +inf
+    padded: np.ndarray  # float64: per feature (lo, scale, top) of its buckets, then its
+    #                     thresholds, each feature's followed by 2**K - 1 +inf
     cattab: np.ndarray  # uint16: the categorical answers
+    buckets: np.ndarray  # uint16: per feature and bucket, the thresholds in lower buckets
     n_slots: int
     steps: int  # the most binary-search steps of a feature
 
@@ -553,18 +590,52 @@ def rank_code(info, threshold, cat, cat_bounds, cat_words, rule) -> RankCode | N
     if n_slots > MAX_SLOTS:
         return None
     cattab = np.concatenate(tables) if tables else np.zeros(1, np.uint16)
-    # each feature's thresholds padded with +inf to 2**K - 1 (K steps of binary search), after
-    # one leading pad (a finished search reads one below its position)
-    count = hi - lo
-    steps = np.ceil(np.log2(count + 1)).astype(np.int64)
-    size = (1 << steps) - 1
-    first = (1 + np.cumsum(size) - size).astype(np.int64)  # exclusive sums: none for none
-    padded = np.full(1 + int(size.sum()), np.inf)
-    for f in range(len(num_features)):
-        padded[first[f]:first[f] + count[f]] = ut[lo[f]:hi[f]]
-    num_meta = np.stack([num_features, first, steps, count], axis=1).astype(np.int64)
-    return RankCode(slot, rank, num_meta.reshape(-1, 4), cat_meta, padded, cattab, n_slots,
+    params, buckets, bucket_first, steps, first, padded = _bucket_tables(ut, lo, hi)
+    num_meta = np.stack([num_features, first, steps, hi - lo, bucket_first], axis=1)
+    return RankCode(slot, rank, num_meta.reshape(-1, _NUM_WIDTH).astype(np.int64), cat_meta,
+                    np.concatenate([params.ravel(), padded]), cattab, buckets, n_slots,
                     int(steps.max()) if len(steps) else 0)
+
+
+def _bucket_tables(ut, lo, hi):
+    """Per feature (its distinct thresholds ``ut[lo[f]:hi[f]]``, sorted): ``(lo, scale, top)`` of
+    its equal-width buckets between its least and largest thresholds (:func:`_bucket`; one
+    bucket where the span is not finite), how many thresholds lie in lower buckets per bucket,
+    and the binary-search steps K of the fullest bucket. Returns ``(params (n, 3), buckets
+    (uint16), first bucket per feature, K per feature, first threshold per feature (after the
+    params), thresholds)``. The buckets are computed here with the kernels' arithmetic, in
+    numpy (the same IEEE operations, element by element)."""
+    n = len(lo)
+    params = np.zeros((n, 3))
+    tables, thresholds = [], []
+    bucket_first = np.zeros(n, np.int64)
+    steps = np.zeros(n, np.int64)
+    first = np.zeros(n, np.int64)
+    n_buckets = at = 0
+    for f in range(n):
+        t = ut[lo[f]:hi[f]]
+        count = len(t)
+        least = t[0] if count else 0.0
+        wanted = min(2 * (1 << int(count).bit_length()), MAX_BUCKETS)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            scale = wanted / (t[-1] - least) if count else 0.0
+        if not (np.isfinite(scale) and scale > 0):
+            wanted, scale = 1, 0.0  # one bucket (no thresholds, one, or an infinite span)
+        top = float(wanted - 1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            u = (t - least) * scale
+        u = np.minimum(np.maximum(np.where(np.isnan(u), 0.0, u), 0.0), top).astype(np.uint64)
+        below = np.searchsorted(u, np.arange(wanted, dtype=np.uint64), "left")
+        k = int(np.diff(np.append(below, count)).max()).bit_length()
+        params[f] = (least, scale, top)
+        bucket_first[f], steps[f], first[f] = n_buckets, k, at
+        tables.append(below.astype(np.uint16))
+        thresholds.append(np.concatenate([t, np.full((1 << k) - 1, np.inf)]))
+        n_buckets += wanted
+        at += count + (1 << k) - 1
+    padded = np.concatenate(thresholds) if thresholds else np.zeros(0)
+    buckets = np.concatenate(tables) if tables else np.zeros(0, np.uint16)
+    return params, buckets, bucket_first, steps, first + 3 * n, padded
 
 
 def assemble(code: RankCode, rule, nodes, n_records, n_trees, starts, groups, base_margin,
@@ -572,13 +643,15 @@ def assemble(code: RankCode, rule, nodes, n_records, n_trees, starts, groups, ba
     """One buffer (uint64) with where its parts end, then the records ``nodes``, ``meta``
     (int64: a header (``_M_*``, ``extra`` pairs of (index, value) filling its free entries),
     per numerical and per categorical feature :class:`RankCode`'s tables, the ``starts`` and
-    the trees' ``groups``), ``fvals`` (float64: the padded thresholds), the values in the
-    model's dtype (``base_margin``, then each code's leaf value) and ``cattab`` (uint16)."""
+    the trees' ``groups``), ``fvals`` (float64: the buckets' parameters and the padded
+    thresholds), the values in the model's dtype (``base_margin``, then each code's leaf value)
+    and ``cattab`` (uint16: the categorical answers, then the buckets' tables)."""
     parts = [code.num_meta.ravel(), code.cat_meta.ravel(), np.asarray(starts, np.int64),
              np.asarray(groups, np.int64)]
     header = np.zeros(_HEADER, np.int64)
-    header[:_M_NUM - 1] = (rule, n_records, n_trees, max(code.n_slots, 1), len(code.num_meta),
+    header[:_M_BUCKETS] = (rule, n_records, n_trees, max(code.n_slots, 1), len(code.num_meta),
                            len(code.cat_meta), code.steps)
+    header[_M_BUCKETS] = len(code.cattab)
     header[_M_GROUPS_N] = len(base_margin)
     for index, value in extra:
         header[index] = value
@@ -590,7 +663,8 @@ def assemble(code: RankCode, rule, nodes, n_records, n_trees, starts, groups, ba
     values = np.concatenate([np.asarray(base_margin, code_value.dtype), code_value])
     if values.dtype == np.float32:
         values = np.concatenate([values, np.zeros(len(values) % 2, values.dtype)])
-    cattab = np.concatenate([code.cattab, np.zeros(-len(code.cattab) % 4, np.uint16)])
+    cattab = np.concatenate([code.cattab, code.buckets])
+    cattab = np.concatenate([cattab, np.zeros(-len(cattab) % 4, np.uint16)])
     parts = [nodes, meta.view(np.uint64), code.padded.view(np.uint64), values.view(np.uint64)]
     ends = _PARTS + np.cumsum([len(part) for part in parts])
     return np.concatenate([ends.astype(np.uint64), *parts, cattab.view(np.uint64)])
@@ -618,6 +692,7 @@ def build_ranked(roots, groups, info, threshold, left, leaf_value, cat, cat_boun
                     code_value), code_leaf
 
 
-__all__ = ["LANES", "RankCode", "assemble", "build_ranked", "quantize", "rank_code", "leaves_row_ranked", "margin_one_ranked32",
+__all__ = ["LANES", "MAX_BUCKETS", "RankCode", "assemble", "build_ranked", "quantize", "rank_code",
+           "leaves_row_ranked", "margin_one_ranked32", "row_slots",
            "margin_one_ranked64", "margin_row_ranked32", "margin_row_ranked64",
            "ranked_margin_kernel", "ranked_margin_one_kernel"]
