@@ -29,7 +29,9 @@ from treeprune.kernels.chained import (
     margin_row_chained64,
 )
 from treeprune.kernels.ranked import margin_row_ranked64
+from treeprune.kernels.traverse import margins_blocked
 from treeprune.packed import pack
+from treeprune.predict import margins_packed
 
 
 def _check(ens, X, native_margin=None, native_leaf=None):
@@ -174,3 +176,32 @@ def test_a_model_without_trees_predicts_its_base_margin():
     want = empty.predict(x[None, :], output="margin")
     np.testing.assert_array_equal(empty.predict(x, output="margin"), want)
     np.testing.assert_array_equal(empty.predictor("margin")(x), want)
+
+
+@pytest.mark.parametrize("spec", LGB_SPECS, ids=lambda s: s.id)
+def test_lightgbm_batches_on_the_chained_layout(spec):
+    """Batches of a LightGBM model with mostly lopsided trees go a row at a time through the
+    chained layout (margins_chained): the walk kernels' margins bit for bit, native's within
+    1e-5, with one thread and with two."""
+    booster, Xe = train(spec)
+    X = with_infinities(np.asarray(stress_rows(booster, Xe, spec.n_features), dtype=np.float64))
+    ens = tp.load(booster)
+    p = pack(ens)
+    lopsided = np.count_nonzero(p.trees[:, 3]) * 2 >= len(p.trees)
+    assert (p.rows_chained is not None) == (lopsided and p.shallow is None)
+    walk = np.empty((len(X), len(p.base_margin)), p.dtype)
+    walk[:] = p.base_margin
+    margins_blocked(X, *p.walk_args, walk)
+    for n_threads in (1, 2):
+        got = margins_packed(p, X, n_threads)
+        np.testing.assert_array_equal(got, walk)
+    np.testing.assert_allclose(got, booster.predict(X, raw_score=True).reshape(got.shape),
+                               rtol=0, atol=1e-5)
+    if spec.num_leaves >= 63:
+        assert p.rows_chained is not None  # the case under test
+
+
+def test_balanced_and_xgboost_batches_keep_the_walk_kernels():
+    assert pack(tp.load(make_model(XGBSpec(n_trees=5, max_depth=6))[0])).rows_chained is None
+    booster, _ = train(LgbSpec("binary", num_leaves=8, max_depth=3, n_trees=5))
+    assert pack(tp.load(booster)).rows_chained is None  # shallow: the straight-line kernel

@@ -133,6 +133,17 @@ class Packed:
         return margin_row, (*self.walk_args, self.base_margin)
 
     @cached_property
+    def rows_chained(self) -> np.ndarray | None:
+        """The chained layout for batches (:func:`treeprune.kernels.chained.margins_chained`),
+        for a LightGBM model whose trees are mostly lopsided (deep leaf-wise trees, where it
+        beats the batch kernels); None for other models and past the layout's limits."""
+        if (self.rule != RULE_LIGHTGBM or self.shallow is not None or len(self.trees) == 0
+                or np.count_nonzero(self.trees[:, 3]) * 2 < len(self.trees)):
+            return None
+        chained = self.chained
+        return None if chained is None else chained[0]
+
+    @cached_property
     def single_row_one(self) -> tuple | None:
         """``(kernel, args)``: ``kernel(row, *args)`` returns the margin of one float64 row of
         a one-output model as a float64 number (the value of :attr:`single_row`'s one element,

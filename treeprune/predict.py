@@ -18,6 +18,7 @@ import numpy as np
 from .data import to_matrix
 from .ensemble import Ensemble
 from .errors import DataError
+from .kernels.chained import margins_chained
 from .kernels.shallow import leaves_prefixed, leaves_shallow, margins_prefixed, margins_shallow
 from .kernels.traverse import leaves_blocked, margins_blocked, margins_rows
 from .packed import Packed, pack
@@ -83,6 +84,10 @@ def margins_packed(p: Packed, X: np.ndarray, n_threads: int | None = None) -> np
     args = (X, *p.walk_args, out)
     if X.shape[0] <= SERIAL_ROWS:
         margins_rows(*args)
+    elif p.rows_chained is not None:
+        # deep lopsided trees: a row at a time on the chained layout (float64 rows: LightGBM)
+        with _threads(n_threads):
+            margins_chained(X, p.rows_chained, out)
     elif p.prefix is not None:
         s = p.prefix
         with _threads(n_threads):

@@ -42,7 +42,7 @@ keeps the rank-coded kernel.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .._rules import FEATURE_BITS, FLAG_LEAF
 from .ranked import (
@@ -234,6 +234,38 @@ def margin_one_chained64(x, buf):
     return _sum_one(buf[buf[2]:buf[3]].view(np.float64), done, meta[_M_TREES])
 
 
+#: Rows per parallel task of :func:`margins_chained`.
+BLOCK_ROWS = 64
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def margins_chained(X, buf, out):
+    """Add every tree's leaf value of each row of ``X`` (float64, C-contiguous) to ``out``
+    (n_rows, n_groups; holding the base margin) in model order, in ``out``'s dtype (the
+    model's): the batch kernels' margins bit for bit, a row at a time through the chained
+    layout ``buf``. Faster than the batch kernels on deep lopsided (leaf-wise) trees, where
+    those walk many rows down paths of very different lengths: an 800-tree, 63-leaf LightGBM
+    model scored 2.1x as many rows a second, a balanced depth-6 XGBoost model 0.6x."""
+    n_rows = X.shape[0]
+    values = buf[buf[2]:buf[3]].view(out.dtype)  # the base margin, then per code
+    for b in prange((n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS):
+        for r in range(b * BLOCK_ROWS, min(n_rows, (b + 1) * BLOCK_ROWS)):
+            done, meta = _walk(X[r], buf)
+            n_trees = meta[_M_TREES]
+            n_groups = meta[_M_GROUPS_N]
+            vals = values[n_groups:]
+            if n_groups == 1:
+                s = out[r, 0]  # a scalar sum: an array element would be stored each time
+                for t in range(n_trees):
+                    s += vals[done[t]]
+                out[r, 0] = s
+            else:
+                groups = meta[meta[_M_GROUPS]:]
+                for t in range(n_trees):
+                    out[r, groups[t]] += vals[done[t]]
+    return out
+
+
 def chained_margin_kernel(dtype: type) -> object:
     """The margin kernel for a model of ``dtype`` (float32 or float64): ``kernel(x, buf)``."""
     return margin_row_chained32 if np.dtype(dtype) == np.float32 else margin_row_chained64
@@ -351,4 +383,4 @@ def build_chained(roots, groups, info, threshold, left, leaf_value, cat, cat_bou
 
 __all__ = ["LANES", "build_chained", "chained_margin_kernel", "chained_margin_one_kernel",
            "chunks", "leaves_row_chained", "margin_one_chained32", "margin_one_chained64",
-           "margin_row_chained32", "margin_row_chained64"]
+           "margin_row_chained32", "margin_row_chained64", "margins_chained"]
