@@ -29,9 +29,9 @@ from treeprune.kernels.chained import (
     margin_row_chained64,
 )
 from treeprune.kernels.ranked import margin_row_ranked64
-from treeprune.kernels.traverse import margins_blocked
+from treeprune.kernels.traverse import leaves_blocked, margins_blocked
 from treeprune.packed import pack
-from treeprune.predict import margins_packed
+from treeprune.predict import leaves_packed, margins_packed
 
 
 def _check(ens, X, native_margin=None, native_leaf=None):
@@ -181,8 +181,8 @@ def test_a_model_without_trees_predicts_its_base_margin():
 @pytest.mark.parametrize("spec", LGB_SPECS, ids=lambda s: s.id)
 def test_lightgbm_batches_on_the_chained_layout(spec):
     """Batches of a LightGBM model with mostly lopsided trees go a row at a time through the
-    chained layout (margins_chained): the walk kernels' margins bit for bit, native's within
-    1e-5, with one thread and with two."""
+    chained layout (margins_chained, leaves_chained): the walk kernels' margins bit for bit,
+    native's within 1e-5, and their leaves (native's pred_leaf), with one thread and with two."""
     booster, Xe = train(spec)
     X = with_infinities(np.asarray(stress_rows(booster, Xe, spec.n_features), dtype=np.float64))
     ens = tp.load(booster)
@@ -192,9 +192,14 @@ def test_lightgbm_batches_on_the_chained_layout(spec):
     walk = np.empty((len(X), len(p.base_margin)), p.dtype)
     walk[:] = p.base_margin
     margins_blocked(X, *p.walk_args, walk)
+    walk_leaves = leaves_blocked(X, p.trees, p.info, p.threshold, p.left, p.cat, p.cat_bounds,
+                                 p.cat_words, p.rule, p.simple,
+                                 np.empty((len(X), len(p.trees)), np.int32))
     for n_threads in (1, 2):
         got = margins_packed(p, X, n_threads)
         np.testing.assert_array_equal(got, walk)
+        np.testing.assert_array_equal(leaves_packed(p, X, n_threads), walk_leaves)
+    np.testing.assert_array_equal(p.native_id[walk_leaves], booster.predict(X, pred_leaf=True))
     np.testing.assert_allclose(got, booster.predict(X, raw_score=True).reshape(got.shape),
                                rtol=0, atol=1e-5)
     if spec.num_leaves >= 63:

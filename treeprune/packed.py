@@ -134,7 +134,8 @@ class Packed:
 
     @cached_property
     def rows_chained(self) -> np.ndarray | None:
-        """The chained layout for batches (:func:`treeprune.kernels.chained.margins_chained`),
+        """The chained layout for batches (:func:`treeprune.kernels.chained.margins_chained` and
+        ``leaves_chained``),
         for a LightGBM model whose trees are mostly lopsided (deep leaf-wise trees, where it
         beats the batch kernels); None for other models and past the layout's limits."""
         if (self.rule != RULE_LIGHTGBM or self.shallow is not None or len(self.trees) == 0

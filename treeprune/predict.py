@@ -18,7 +18,7 @@ import numpy as np
 from .data import to_matrix
 from .ensemble import Ensemble
 from .errors import DataError
-from .kernels.chained import margins_chained
+from .kernels.chained import leaves_chained, margins_chained
 from .kernels.shallow import leaves_prefixed, leaves_shallow, margins_prefixed, margins_shallow
 from .kernels.traverse import leaves_blocked, margins_blocked, margins_rows
 from .packed import Packed, pack
@@ -115,6 +115,12 @@ def leaves_packed(p: Packed, X: np.ndarray, n_threads: int | None = None) -> np.
         with _threads(n_threads):
             leaves_shallow(X, s.features, s.slot_feature, s.slot_threshold, s.slot_nan_right,
                            s.slot_leaf, p.rule, out)
+        return out
+    if p.rows_chained is not None:
+        # deep lopsided trees: a row at a time on the chained layout, as margins_packed
+        with _threads(n_threads):
+            leaves_chained(np.ascontiguousarray(X, dtype=np.float64), p.rows_chained,
+                           p.chained[1], out)
         return out
     if p.prefix is not None:
         # deeper trees: the top levels as straight-line code, as margins_packed takes them

@@ -266,6 +266,19 @@ def margins_chained(X, buf, out):
     return out
 
 
+@njit(parallel=True, nogil=True, cache=True)
+def leaves_chained(X, buf, code_leaf, out):
+    """The packed leaf each tree sends each row of ``X`` (float64, C-contiguous) to, into
+    ``out`` (int32, n_rows x n_trees): :func:`margins_chained`'s walks, for the leaves."""
+    n_rows = X.shape[0]
+    for b in prange((n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS):
+        for r in range(b * BLOCK_ROWS, min(n_rows, (b + 1) * BLOCK_ROWS)):
+            done, meta = _walk(X[r], buf)
+            for t in range(meta[_M_TREES]):
+                out[r, t] = code_leaf[done[t]]
+    return out
+
+
 def chained_margin_kernel(dtype: type) -> object:
     """The margin kernel for a model of ``dtype`` (float32 or float64): ``kernel(x, buf)``."""
     return margin_row_chained32 if np.dtype(dtype) == np.float32 else margin_row_chained64
@@ -382,5 +395,6 @@ def build_chained(roots, groups, info, threshold, left, leaf_value, cat, cat_bou
 
 
 __all__ = ["LANES", "build_chained", "chained_margin_kernel", "chained_margin_one_kernel",
-           "chunks", "leaves_row_chained", "margin_one_chained32", "margin_one_chained64",
-           "margin_row_chained32", "margin_row_chained64", "margins_chained"]
+           "chunks", "leaves_chained", "leaves_row_chained", "margin_one_chained32",
+           "margin_one_chained64", "margin_row_chained32", "margin_row_chained64",
+           "margins_chained"]
