@@ -6,7 +6,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 import xgboost as xgb
-from models import credit_like, native_margin, train_lgb, train_xgb
+from models import build, credit_like, make_ens, native_margin, train_lgb, train_xgb
 from sklearn.metrics import roc_auc_score
 
 import treeprune as tp
@@ -158,6 +158,42 @@ def test_refit_lowers_the_loss_it_fits(binary_data, xgb_model):
     after_ens = dd.refit_leaves(ens, Xv, yv, l2=1.0)
     after = obj.loss_value(yv, after_ens.predict(Xv, output="margin"))
     assert after < before
+
+
+def _splits_worth_more_than_values():
+    """Tree 0 splits on the feature that explains the target but carries equal leaves (its
+    output is a constant); tree 1 splits on a weaker feature with useful values."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(2000, 3))
+    y = 2.0 * (X[:, 0] >= 0) + 0.5 * (X[:, 1] >= 0) + 0.05 * rng.normal(size=2000)
+    # (the intercept at the target's mean, so that a constant is worth nothing to either)
+    ens = make_ens([build(dict(f=0, t=0.0, l=0.3, r=0.3)),
+                    build(dict(f=1, t=0.0, l=-1.0, r=1.0))], base=float(y.mean()))
+    return ens, X, y
+
+
+def test_selection_by_partitions_takes_the_tree_whose_splits_fit_after_a_refit():
+    ens, X, y = _splits_worth_more_than_values()
+    by_weights = dd.forward_selection_path(ens, X, y, 1)
+    by_splits = dd.forward_selection_path(ens, X, y, 1, by="partitions", leaf_l2=1.0)
+    assert by_weights.order[0] == 1 and by_splits.order[0] == 0
+    errors = []
+    for path in (by_weights, by_splits):
+        refitted = dd.refit_leaves(dd.take_selection(ens, path, 1), X, y, l2=1.0)
+        errors.append(np.mean((refitted.predict(X, output="margin") - y) ** 2))
+    assert errors[1] < 0.3 * errors[0]
+    # both trees: the order is complete and the re-weighting reproduces the target's scale
+    both = dd.forward_selection_path(ens, X, y, 2, by="partitions", leaf_l2=1.0)
+    assert sorted(both.order.tolist()) == [0, 1]
+
+
+def test_selection_by_partitions_needs_squared_error_on_one_output(binary_data, xgb_model):
+    _, _, Xv, yv = binary_data
+    with pytest.raises(ValueError, match="squared error"):
+        dd.forward_selection_path(tp.load(xgb_model), Xv, yv, 3, by="partitions")
+    ens, X, y = _splits_worth_more_than_values()
+    with pytest.raises(ValueError, match="by must be"):
+        dd.forward_selection_path(ens, X, y, 1, by="leaves")
 
 
 def test_collapse_reaches_the_budget_and_keeps_trees(binary_data, xgb_model):

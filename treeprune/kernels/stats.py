@@ -174,13 +174,15 @@ def _coordinate_step(PT, j, c, y, w, loss, p1, l2, alpha, v0, margin, nonneg):
 
 
 @njit(cache=True)
-def forward_select(PT, tree_group, y, w, loss, p1, base, max_k, n_sweeps, nonneg, l2):
+def forward_select(PT, tree_group, y, w, loss, p1, base, max_k, n_sweeps, nonneg, l2, fixed):
     """Greedy forward selection of trees by their per-tree outputs ``PT`` (n_trees, n_rows).
 
     Each step adds the tree with the largest second-order loss decrease ``num^2 / den`` and then
     re-fits the intercepts and the weights of all selected trees by ``n_sweeps`` cyclic Newton
-    sweeps; weights are shrunk towards 1 (the tree as trained) with penalty ``l2``. Returns ``order`` (max_k,), ``path_weights`` (max_k, n_trees): the weights after each
-    step, and ``path_base`` (max_k, n_groups).
+    sweeps; weights are shrunk towards 1 (the tree as trained) with penalty ``l2``. Where
+    ``fixed[step] >= 0`` that tree is added at that step instead (an order chosen elsewhere,
+    re-weighted the same way). Returns ``order`` (max_k,), ``path_weights`` (max_k, n_trees): the
+    weights after each step, and ``path_base`` (max_k, n_groups).
     """
     k, n = PT.shape
     n_groups = base.shape[0]
@@ -200,19 +202,20 @@ def forward_select(PT, tree_group, y, w, loss, p1, base, max_k, n_sweeps, nonneg
     b = base.copy()
     ones = np.ones((1, n))
     for step in range(max_k):
-        grad_hess(loss, y, margin, p1, g, h)
-        _candidate_scores(PT, tree_group, g, h, w, selected, l2, nonneg, num, den)
-        best = -1
-        best_score = -1.0
-        for j in range(k):
-            if selected[j]:
-                continue
-            if nonneg and num[j] > 0.0:
-                continue
-            s = num[j] * num[j] / den[j]
-            if s > best_score:
-                best_score = s
-                best = j
+        best = fixed[step] if step < fixed.shape[0] else -1
+        if best < 0:
+            grad_hess(loss, y, margin, p1, g, h)
+            _candidate_scores(PT, tree_group, g, h, w, selected, l2, nonneg, num, den)
+            best_score = -1.0
+            for j in range(k):
+                if selected[j]:
+                    continue
+                if nonneg and num[j] > 0.0:
+                    continue
+                s = num[j] * num[j] / den[j]
+                if s > best_score:
+                    best_score = s
+                    best = j
         if best < 0:
             break
         selected[best] = True
@@ -234,7 +237,94 @@ def forward_select(PT, tree_group, y, w, loss, p1, base, max_k, n_sweeps, nonneg
     return order, path_weights, path_base
 
 
+@njit(parallel=True, cache=True)
+def _partition_gains(leaf_of_tree, slot_tree_start, resid, w, counts, selected, lam, sums,
+                     gains):
+    n_trees, n = leaf_of_tree.shape
+    for t in prange(n_trees):
+        if selected[t]:
+            gains[t] = -1.0
+            continue
+        s0 = slot_tree_start[t]
+        s1 = slot_tree_start[t + 1]
+        for s in range(s0, s1):
+            sums[s] = 0.0
+        for r in range(n):
+            sums[leaf_of_tree[t, r]] += w[r] * resid[r]
+        g = 0.0
+        for s in range(s0, s1):
+            g += sums[s] * sums[s] / (counts[s] + lam)
+        gains[t] = g
+
+
+@njit(cache=True)
+def _backfit_tree(leaf_of_tree, t, slot_tree_start, resid, w, counts, lam, values, sums):
+    """Refit tree ``t``'s leaves to the residual with its own part added back (one block of a
+    Gauss-Seidel sweep on the squared error); ``resid`` and ``values`` are updated in place."""
+    n = leaf_of_tree.shape[1]
+    s0 = slot_tree_start[t]
+    s1 = slot_tree_start[t + 1]
+    for s in range(s0, s1):
+        sums[s] = 0.0
+    for r in range(n):
+        s = leaf_of_tree[t, r]
+        sums[s] += w[r] * (resid[r] + values[s])
+    for s in range(s0, s1):
+        new = sums[s] / (counts[s] + lam)
+        sums[s] = new - values[s]
+        values[s] = new
+    for r in range(n):
+        resid[r] -= sums[leaf_of_tree[t, r]]
+
+
+@njit(cache=True)
+def partition_order(leaf_of_tree, slot_tree_start, y, w, max_k, lam, n_sweeps):
+    """Greedy forward selection of trees by their *partitions* under squared error.
+
+    ``leaf_of_tree`` (n_trees, n_rows) holds each row's leaf slot per tree. A tree's gain is the
+    drop in ``sum_r w_r resid_r^2`` from fitting one fresh value per leaf to the residual,
+    ``sum_leaves S^2 / (W + lam)`` (``S``, ``W``: the leaf's weighted residual and weight sums):
+    what the tree's splits are worth once its leaves are refitted, whatever its values were
+    trained to. After each step the selected trees' leaves are refitted to the residual by
+    ``n_sweeps`` Gauss-Seidel sweeps. Returns the order (max_k,), -1 past the last tree that
+    lowers the error.
+    """
+    n_trees, n = leaf_of_tree.shape
+    n_slots = slot_tree_start[n_trees]
+    counts = np.zeros(n_slots)
+    for t in range(n_trees):
+        for r in range(n):
+            counts[leaf_of_tree[t, r]] += w[r]
+    mean = 0.0
+    wsum = 0.0
+    for r in range(n):
+        mean += w[r] * y[r]
+        wsum += w[r]
+    mean /= wsum
+    resid = np.empty(n)
+    for r in range(n):
+        resid[r] = y[r] - mean
+    values = np.zeros(n_slots)
+    sums = np.zeros(n_slots)
+    gains = np.empty(n_trees)
+    selected = np.zeros(n_trees, dtype=np.bool_)
+    order = np.full(max_k, -1, dtype=np.int64)
+    for step in range(min(max_k, n_trees)):
+        _partition_gains(leaf_of_tree, slot_tree_start, resid, w, counts, selected, lam, sums,
+                         gains)
+        best = np.argmax(gains)
+        if not gains[best] > 0.0:
+            break
+        selected[best] = True
+        order[step] = best
+        for _ in range(n_sweeps):
+            for i in range(step + 1):
+                _backfit_tree(leaf_of_tree, order[i], slot_tree_start, resid, w, counts, lam,
+                              values, sums)
+    return order
+
+
 __all__ = [
-    "grad_hess_row", "grad_hess_at", "grad_hess", "leaf_sums", "refit_cyclic",
+    "partition_order", "grad_hess_row", "grad_hess_at", "grad_hess", "leaf_sums", "refit_cyclic",
     "margin_from_slots", "weighted_gram", "forward_select",
 ]

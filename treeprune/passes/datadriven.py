@@ -312,8 +312,18 @@ class SelectionPath:
 
 def forward_selection_path(ens: Ensemble, X: Any, y: Any, max_trees: int,
                            sample_weight: Any = None, *, l2: float = 1e-3,
-                           n_sweeps: int = 2) -> SelectionPath:
+                           n_sweeps: int = 2, by: str = "weights",
+                           leaf_l2: float = 50.0) -> SelectionPath:
     """Greedy forward selection of trees with re-weighting (see ``kernels.stats.forward_select``).
+
+    ``by="weights"`` picks the tree whose output, scaled by one weight, lowers the loss most.
+    ``by="partitions"`` (squared error, one output group: fitting the original's margins) picks
+    the tree whose *leaves*, each refitted, lower it most (``kernels.stats.partition_order``,
+    leaves shrunk by ``leaf_l2`` rows), the selected trees' leaves refitted after each step; the
+    order found is then re-weighted as above. A selection that is refitted afterwards keeps
+    only the trees' splits, and the splits are what this order chooses by: on tuned credit
+    models fitted to the original's margins the refitted selections of 12-32 trees follow the
+    original more closely (test Spearman +0.001 to +0.012) than those chosen by weights.
 
     Tree weights are kept non-negative when the model has monotone constraints, so that the sum
     of monotone trees stays monotone.
@@ -324,10 +334,20 @@ def forward_selection_path(ens: Ensemble, X: Any, y: Any, max_trees: int,
     yv = check_labels(y, n)
     w = normalised_weights(sample_weight, n)
     max_trees = int(min(max_trees, ens.n_trees))
+    fixed = np.full(0, -1, dtype=np.int64)
+    if by == "partitions":
+        if ens.objective.loss != "squared" or ens.n_groups > 1:
+            raise ValueError("selection by partitions needs squared error on one output")
+        frame = LeafFrame.build(ens, X)
+        fixed = stats.partition_order(np.ascontiguousarray(frame.leaf_slot.T),
+                                      frame.slot_tree_start, yv, w, max_trees, leaf_l2 / n, 1)
+        max_trees = int(np.count_nonzero(fixed >= 0))
+    elif by != "weights":
+        raise ValueError(f"by must be 'weights' or 'partitions', got {by!r}")
     order, weights, base = stats.forward_select(
         P, np.ascontiguousarray(ens.tree_group, dtype=np.int32), yv, w, ens.objective.loss_code,
         _loss_param(ens), np.asarray(ens.base_margin, dtype=np.float64).reshape(-1).copy(),
-        max_trees, n_sweeps, bool(any(ens.monotone_constraints)), l2)
+        max_trees, n_sweeps, bool(any(ens.monotone_constraints)), l2, fixed)
     return SelectionPath(order, weights, base)
 
 
