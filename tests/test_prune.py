@@ -285,3 +285,14 @@ def test_cross_entropy_with_probabilities_defaults_to_the_loss():
     assert tp.prune(b, X, p, **kw).params["metric"] == "loss"
     y = (rng.random(800) < p).astype(float)
     assert tp.prune(b, X, y, **kw).params["metric"] == "auc"
+
+
+def test_selection_by_partitions_without_shrinkage_skips_leaves_no_row_weighs():
+    # l2=0 is allowed: a leaf whose rows all weigh 0 (or that no row reaches) is worth nothing,
+    # not 0/0, which made every gain NaN and the selection empty
+    ens, X, y = _splits_worth_more_than_values()
+    w = (X[:, 1] < 0).astype(float)  # tree 1's right leaf weighs nothing
+    path = dd.forward_selection_path(ens, X, y, 2, w, by="partitions", leaf_l2=0.0)
+    assert len(path) >= 1 and path.order[0] == 0
+    shrunk = dd.forward_selection_path(ens, X, y, 2, w, by="partitions", leaf_l2=1e-9)
+    np.testing.assert_array_equal(path.order, shrunk.order)

@@ -253,7 +253,8 @@ def _partition_gains(leaf_of_tree, slot_tree_start, resid, w, counts, selected, 
             sums[leaf_of_tree[t, r]] += w[r] * resid[r]
         g = 0.0
         for s in range(s0, s1):
-            g += sums[s] * sums[s] / (counts[s] + lam)
+            if counts[s] + lam > 0.0:  # a leaf no weight reaches is worth nothing (lam may be 0)
+                g += sums[s] * sums[s] / (counts[s] + lam)
         gains[t] = g
 
 
@@ -270,7 +271,8 @@ def _backfit_tree(leaf_of_tree, t, slot_tree_start, resid, w, counts, lam, value
         s = leaf_of_tree[t, r]
         sums[s] += w[r] * (resid[r] + values[s])
     for s in range(s0, s1):
-        new = sums[s] / (counts[s] + lam)
+        den = counts[s] + lam
+        new = sums[s] / den if den > 0.0 else values[s]  # no weight: the leaf keeps its value
         sums[s] = new - values[s]
         values[s] = new
     for r in range(n):
