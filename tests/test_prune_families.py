@@ -557,3 +557,21 @@ def test_a_step_chosen_out_of_fold_is_fitted_again_where_its_size_meets_the_step
     key = ("collapse", k, label, True)
     model = _final_fit(fam, rows, key, 2 * k, base.n_leaves, None, lambda c, _rows: c)
     assert model.n_trees <= k and model.n_leaves == 2 * k
+
+
+def test_a_configuration_rebuilt_alone_is_selected_as_in_the_search(data, xgb_model,
+                                                                      monkeypatch):
+    """The final fit rebuilds the chosen configuration alone (``only``, a path of its own
+    length): it must choose its trees the way the search did, also where the search's path was
+    too long for selection by partitions and the rebuilt one is not."""
+    from treeprune import _candidates
+
+    monkeypatch.setattr(_candidates, "PARTITION_SELECTION_MAX_TREES", 8)
+    X, y = data["prune"]
+    _, rows, fam = _select_collapse_source(X, y, xgb_model, True, max_selected=16)
+    found = dict(fam.generate(rows))
+    key = ("select", 8, 1.0, False)
+    (again_key, again), = list(fam.generate(rows, only=key))
+    assert again_key == key
+    np.testing.assert_array_equal(again.predict(X, output="margin"),
+                                  found[key].predict(X, output="margin"))

@@ -181,15 +181,18 @@ class Families:
 
     def _old_trees(self, rows: FitRows, want: tuple[str, ...], only: tuple | None):
         base = self._fit_form(self.base)
+        searched = min(self.max_selected, base.n_trees)  # the whole search's path
+        if "regrow" in self.families:
+            searched = max(searched, max(self.grow.regrow_bases) * max(1, base.n_groups))
         if only is not None:
             longest = only[1] * (max(1, base.n_groups) if only[0] == "regrow" else 1)
         else:
-            longest = min(self.max_selected, base.n_trees)
-            if "regrow" in want:
-                longest = max(longest, max(self.grow.regrow_bases) * max(1, base.n_groups))
+            longest = searched
         longest = min(longest, base.n_trees)
+        # chosen by the search's length, so that a configuration rebuilt alone (only) selects
+        # its trees as the search did
         by_partitions = (self.fidelity and self.objective.n_groups <= 1
-                         and longest <= PARTITION_SELECTION_MAX_TREES)
+                         and min(searched, base.n_trees) <= PARTITION_SELECTION_MAX_TREES)
         path = datadriven.forward_selection_path(
             base, rows.X, rows.y, longest, rows.w,
             by="partitions" if by_partitions else "weights", leaf_l2=self.l2)
