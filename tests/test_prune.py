@@ -189,11 +189,13 @@ def test_selection_by_partitions_takes_the_tree_whose_splits_fit_after_a_refit()
 
 def test_selection_by_partitions_needs_squared_error_on_one_output(binary_data, xgb_model):
     _, _, Xv, yv = binary_data
-    with pytest.raises(ValueError, match="squared error"):
+    with pytest.raises(DataError, match="squared error"):
         dd.forward_selection_path(tp.load(xgb_model), Xv, yv, 3, by="partitions")
     ens, X, y = _splits_worth_more_than_values()
-    with pytest.raises(ValueError, match="by must be"):
+    with pytest.raises(DataError, match="by must be"):
         dd.forward_selection_path(ens, X, y, 1, by="leaves")
+    with pytest.raises(DataError, match="leaf_l2"):
+        dd.forward_selection_path(ens, X, y, 1, by="partitions", leaf_l2=-1.0)
 
 
 def test_collapse_reaches_the_budget_and_keeps_trees(binary_data, xgb_model):

@@ -328,6 +328,14 @@ def forward_selection_path(ens: Ensemble, X: Any, y: Any, max_trees: int,
     Tree weights are kept non-negative when the model has monotone constraints, so that the sum
     of monotone trees stays monotone.
     """
+    if by not in ("weights", "partitions"):
+        raise DataError(f"by must be 'weights' or 'partitions', got {by!r}")
+    if by == "partitions":
+        if ens.objective.loss != "squared" or ens.n_groups > 1:
+            raise DataError("selection by partitions needs squared error on one output (a "
+                            "regression model, or fidelity mode's fit form); use by='weights'")
+        if not (np.isfinite(leaf_l2) and leaf_l2 >= 0):
+            raise DataError(f"leaf_l2 must be a non-negative number, got {leaf_l2!r}")
     ens = _unfold_intercept(ens)
     P = np.ascontiguousarray(ens.predict(X, output="per_tree").T)
     n = P.shape[1]
@@ -336,14 +344,10 @@ def forward_selection_path(ens: Ensemble, X: Any, y: Any, max_trees: int,
     max_trees = int(min(max_trees, ens.n_trees))
     fixed = np.full(0, -1, dtype=np.int64)
     if by == "partitions":
-        if ens.objective.loss != "squared" or ens.n_groups > 1:
-            raise ValueError("selection by partitions needs squared error on one output")
         frame = LeafFrame.build(ens, X)
         fixed = stats.partition_order(np.ascontiguousarray(frame.leaf_slot.T),
                                       frame.slot_tree_start, yv, w, max_trees, leaf_l2 / n, 1)
         max_trees = int(np.count_nonzero(fixed >= 0))
-    elif by != "weights":
-        raise ValueError(f"by must be 'weights' or 'partitions', got {by!r}")
     order, weights, base = stats.forward_select(
         P, np.ascontiguousarray(ens.tree_group, dtype=np.int32), yv, w, ens.objective.loss_code,
         _loss_param(ens), np.asarray(ens.base_margin, dtype=np.float64).reshape(-1).copy(),
