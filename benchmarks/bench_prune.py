@@ -56,7 +56,9 @@ a shared machine inflates them.
 
 Usage: python benchmarks/bench_prune.py [--sections compare,holds,fidelity,scaling]
            [--datasets taiwan,heloc,hmeq,german] [--libs xgboost,lightgbm] [--seeds N]
-           [--tolerances 0.001,0.005] [--quick] [--full] [--out PATH]
+           [--tolerances 0.001,0.005] [--quick] [--full] [--lgb-max-depth D] [--out PATH]
+``--lgb-max-depth 6`` caps the LightGBM legacy models' depth (63 leaves at most either way): the
+fidelity target names depth-6 models, and LightGBM's unbounded leaf-wise trees keep less at 4x.
 Default: every section but scaling on the four data sets, XGBoost, tolerance 0.001, 3 seeds.
 ``--quick``: german + hmeq, 200-tree overfit models, 2 seeds. ``--full``: XGBoost and LightGBM,
 tolerances 0.001 and 0.005, 10 seeds, scaling included.
@@ -554,8 +556,13 @@ def main() -> None:
                     help="comma list for the compare section (default 0.001; 0.001,0.005 --full)")
     ap.add_argument("--quick", action="store_true", help="german+hmeq, 200-tree overfit models")
     ap.add_argument("--full", action="store_true", help="the issue's full run (hours on 2 cores)")
+    ap.add_argument("--lgb-max-depth", type=int, default=None,
+                    help="max_depth of the LightGBM legacy models (default: unbounded)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if args.lgb_max_depth is not None:
+        # the one parameter dict every LightGBM legacy model is trained with
+        LGB_PARAMS["max_depth"] = args.lgb_max_depth
 
     sections = [x for x in (args.sections or ("compare,holds,fidelity,scaling" if args.full
                                               else "compare,holds,fidelity")).split(",") if x]
@@ -585,7 +592,9 @@ def main() -> None:
     print(f"bench_prune: sections {sections}, datasets {datasets}, libs {libs}, tolerances "
           f"{tolerances}, seeds {seeds}; xgboost {xgboost.__version__}, lightgbm "
           f"{lightgbm.__version__}, {platform.processor() or platform.machine()} x"
-          f"{os.cpu_count()}, load avg {os.getloadavg()[0]:.1f}; data {DATA}", flush=True)
+          f"{os.cpu_count()}, load avg {os.getloadavg()[0]:.1f}; data {DATA}"
+          + (f"; LightGBM legacy max_depth {args.lgb_max_depth}" if args.lgb_max_depth else ""),
+          flush=True)
     t0 = time.perf_counter()
     warm_up(libs)
     print(f"JIT warm-up {time.perf_counter() - t0:.1f}s", flush=True)
