@@ -337,16 +337,21 @@ def forward_selection_path(ens: Ensemble, X: Any, y: Any, max_trees: int,
         if not (np.isfinite(leaf_l2) and leaf_l2 >= 0):
             raise DataError(f"leaf_l2 must be a non-negative number, got {leaf_l2!r}")
     ens = _unfold_intercept(ens)
-    P = np.ascontiguousarray(ens.predict(X, output="per_tree").T)
+    if by == "partitions":
+        # one routing of the rows serves both orders: a tree's output is its leaf's value
+        frame = LeafFrame.build(ens, X)
+        leaf_of_tree = np.ascontiguousarray(frame.leaf_slot.T)
+        P = frame.values[leaf_of_tree]
+    else:
+        P = np.ascontiguousarray(ens.predict(X, output="per_tree").T)
     n = P.shape[1]
     yv = check_labels(y, n)
     w = normalised_weights(sample_weight, n)
     max_trees = int(min(max_trees, ens.n_trees))
     fixed = np.full(0, -1, dtype=np.int64)
     if by == "partitions":
-        frame = LeafFrame.build(ens, X)
-        fixed = stats.partition_order(np.ascontiguousarray(frame.leaf_slot.T),
-                                      frame.slot_tree_start, yv, w, max_trees, leaf_l2 / n, 1)
+        fixed = stats.partition_order(leaf_of_tree, frame.slot_tree_start, yv, w, max_trees,
+                                      leaf_l2 / n, 1)
         max_trees = int(np.count_nonzero(fixed >= 0))
     order, weights, base = stats.forward_select(
         P, np.ascontiguousarray(ens.tree_group, dtype=np.int32), yv, w, ens.objective.loss_code,
