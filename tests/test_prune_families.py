@@ -277,7 +277,8 @@ def test_stopping_rule_does_not_take_the_luckiest():
 
 def test_fidelity_figures():
     a = np.arange(100.0)
-    assert _fidelity.columns(a, a) == pytest.approx({"spearman": 1.0, "agreement_50": 1.0,
+    assert _fidelity.columns(a, a) == pytest.approx({"spearman": 1.0, "spearman_se": 0.0,
+                                                     "agreement_50": 1.0,
                                                      "agreement_80": 1.0, "psi": 0.0,
                                                      "psi_se": 0.0})
     c = _fidelity.columns(a, -a)
@@ -575,3 +576,29 @@ def test_a_configuration_rebuilt_alone_is_selected_as_in_the_search(data, xgb_mo
     assert again_key == key
     np.testing.assert_array_equal(again.predict(X, output="margin"),
                                   found[key].predict(X, output="margin"))
+
+
+def test_spearman_standard_error_matches_resampling():
+    # a score that follows the original except in a few segments, with ties on both sides (as
+    # a pruned credit score does): the influence-function error is the spread of Spearman over
+    # fresh samples, where the normal-theory formula is far too small
+    rng = np.random.default_rng(5)
+
+    def draw(n):
+        x = np.round(rng.gamma(2.0, size=n), 1)  # a tie-heavy original
+        moved = rng.random(n) < 0.05
+        z = np.where(moved, rng.gamma(2.0, size=n), x) + 0.02 * rng.normal(size=n)
+        return x, np.round(z, 1)
+
+    n = 2000
+    draws = [draw(n) for _ in range(600)]
+    spread = np.std([_fidelity.spearman(x, z) for x, z in draws])
+    got = [_fidelity.spearman_and_se(x, z) for x, z in draws[:50]]
+    assert got[0][0] == pytest.approx(spearmanr(*draws[0])[0], rel=1e-12)
+    se = np.mean([s for _, s in got])
+    assert se == pytest.approx(spread, rel=0.15)
+    assert _fidelity.spearman_se(float(np.mean([r for r, _ in got])), n) < 0.7 * spread
+    # the path's column is the same figure
+    x, z = draws[0]
+    assert _fidelity.columns(x, z)["spearman_se"] == pytest.approx(got[0][1], rel=1e-12)
+    assert np.isnan(_fidelity.spearman_and_se(x, np.ones(n))[1])

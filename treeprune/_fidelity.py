@@ -24,7 +24,7 @@ def agreement_column(rate: float) -> str:
 
 
 #: The fidelity columns of a pruning path, in order (:meth:`Reference.columns`).
-FIGURES = ("spearman", *map(agreement_column, APPROVAL_RATES), "psi", "psi_se")
+FIGURES = ("spearman", "spearman_se", *map(agreement_column, APPROVAL_RATES), "psi", "psi_se")
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -36,23 +36,78 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def spearman_se(r: float, n: int) -> float:
-    """Standard error of a Spearman correlation ``r`` on ``n`` rows.
+    """Normal-theory standard error of a Spearman correlation ``r`` on ``n`` rows.
 
     The delta method on Fisher's transform with the variance of Fieller, Hartley and Pearson
-    (1957), ``var(atanh r) = 1.06 / (n - 3)``: ``se(r) = (1 - r^2) sqrt(1.06 / (n - 3))``. Near
-    ``r = 1`` it shrinks with ``1 - r^2``, as the spread of a correlation does.
+    (1957), ``var(atanh r) = 1.06 / (n - 3)``: ``se(r) = (1 - r^2) sqrt(1.06 / (n - 3))``. It
+    assumes a bivariate normal pair; on credit scores (ties, clusters, a pruned score that moves
+    a few segments) it ran 1.5-2x below the spread measured by resampling, so pruning uses
+    :func:`spearman_and_se`, which needs the scores themselves. Kept for reductions that only
+    have ``r`` and ``n`` (the Dask confirm figure).
     """
     if not np.isfinite(r) or n <= 3:
         return math.nan
     return float((1.0 - r * r) * math.sqrt(1.06 / (n - 3)))
 
 
-def spearman_lower(r: float, n: int, z: float) -> float:
-    """``z``-standard-error lower bound of a Spearman correlation (on Fisher's scale)."""
-    if not np.isfinite(r) or n <= 3:
-        return math.nan
-    r = min(max(r, -1 + 1e-12), 1 - 1e-12)
-    return float(math.tanh(math.atanh(r) - z * math.sqrt(1.06 / (n - 3))))
+def _upper_share(inverse: np.ndarray, n_groups: int, h: np.ndarray) -> np.ndarray:
+    """For each row ``i``: ``mean_j h_j (1[x_j > x_i] + 1[x_j = x_i] / 2)``, the rows grouped by
+    their value of ``x`` (``inverse`` numbers the groups in increasing ``x``)."""
+    per_group = np.bincount(inverse, weights=h, minlength=n_groups)
+    above = np.cumsum(per_group[::-1])[::-1] - per_group  # the groups of larger x
+    return (above[inverse] + 0.5 * per_group[inverse]) / len(inverse)
+
+
+class _Ranked:
+    """One score's share of the Spearman influence function: its mid-rank CDF ``u`` and the
+    terms that depend on it alone."""
+
+    def __init__(self, score: np.ndarray, rank: np.ndarray | None = None) -> None:
+        n = len(score)
+        rank = rankdata(score) if rank is None else rank
+        self.u = (rank - 0.5) / n
+        _, self.inverse = np.unique(score, return_inverse=True)
+        self.n_groups = int(self.inverse.max()) + 1 if n else 0
+        self.var = float(np.mean(self.u * self.u)) - 0.25  # the mid-rank CDF's mean is 1/2
+        # influence of the variance term; identically 1 without ties
+        self.var_influence = self.u * self.u + 2.0 * self.upper(self.u)
+
+    def upper(self, h: np.ndarray) -> np.ndarray:
+        return _upper_share(self.inverse, self.n_groups, h)
+
+
+def _spearman_influence_se(a: _Ranked, b: _Ranked) -> tuple[float, float]:
+    n = len(a.u)
+    if n < 4 or a.var <= 0 or b.var <= 0:
+        return math.nan, math.nan
+    cov = float(np.mean(a.u * b.u)) - 0.25
+    r = cov / math.sqrt(a.var * b.var)
+    if cov == 0:
+        return r, math.nan
+    cov_influence = a.u * b.u + a.upper(b.u) + b.upper(a.u)
+    influence = r * (cov_influence / cov - 0.5 * a.var_influence / a.var
+                     - 0.5 * b.var_influence / b.var)
+    return r, float(influence.std(ddof=1) / math.sqrt(n))
+
+
+def spearman_and_se(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Spearman correlation of two scores and its distribution-free standard error.
+
+    Spearman's correlation is the Pearson correlation of the two mid-rank CDFs ``u = F(a)``,
+    ``v = G(b)``. Its influence function (the first-order effect of one row, with the CDFs
+    themselves estimated from the rows) is
+    ``r (IF_cov / cov - IF_var(u) / (2 var u) - IF_var(v) / (2 var v))`` with
+    ``IF_cov(i) = u_i v_i + E[v 1(a > a_i)] + E[u 1(b > b_i)]`` and
+    ``IF_var(u)(i) = u_i^2 + 2 E[u 1(a > a_i)]`` (ties count a half), and the standard error
+    is its standard deviation over ``sqrt(n)``. Unlike the normal-theory formula
+    (:func:`spearman_se`) it sees where the two scores disagree: on a tuned Taiwan model's
+    pruned candidate it gave 0.00061 on 4,800 rows where resampling gave 0.00056 and the
+    normal-theory formula 0.00033.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 4 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan, math.nan
+    return _spearman_influence_se(_Ranked(a), _Ranked(b))
 
 
 def approved(score: np.ndarray, rate: float) -> np.ndarray:
@@ -101,7 +156,8 @@ def psi_se(actual: np.ndarray, expected: np.ndarray, n: int) -> float:
 
 
 def columns(original: np.ndarray, other: np.ndarray) -> dict[str, float]:
-    """The fidelity columns of a pruning path: ``spearman``, ``agreement_50``, ``agreement_80``,
+    """The fidelity columns of a pruning path: ``spearman`` (and ``spearman_se``, its standard
+    error, :func:`spearman_and_se`), ``agreement_50``, ``agreement_80``,
     ``psi`` (and ``psi_se``, its standard error), all of ``other`` against ``original``
     (single-output margins on the same rows)."""
     return Reference(original).columns(other)
@@ -119,6 +175,7 @@ class Reference:
         n = len(self.original)
         self.constant = n < 2 or np.ptp(self.original) == 0
         self.rank = rankdata(self.original)
+        self.ranked = None if self.constant else _Ranked(self.original, self.rank)
         self.approved = {rate: approved(self.original, rate) for rate in APPROVAL_RATES}
         # the bins of treeprune.metrics.psi: deciles of the original, lower < x <= upper
         self.inner = _psi_edges(self.original, 10, "quantile")
@@ -131,9 +188,11 @@ class Reference:
         other = np.asarray(other, dtype=np.float64)
         n = len(other)
         if self.constant or np.ptp(other) == 0:
-            out = {"spearman": math.nan}
+            out = {"spearman": math.nan, "spearman_se": math.nan}
         else:
-            out = {"spearman": float(np.corrcoef(self.rank, rankdata(other))[0, 1])}
+            rank = rankdata(other)
+            out = {"spearman": float(np.corrcoef(self.rank, rank)[0, 1]),
+                   "spearman_se": _spearman_influence_se(self.ranked, _Ranked(other, rank))[1]}
         for rate in APPROVAL_RATES:
             same = approved(other, rate) == self.approved[rate]
             out[agreement_column(rate)] = float(np.mean(same))

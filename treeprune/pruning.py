@@ -77,7 +77,8 @@ class PruneResult:
         (leaves refitted or not), ``leaf_fraction`` (share of the selected trees' leaves kept, for
         ``select``/``collapse``), ``metric_fit``, ``metric_judge`` (rows not fitted), ``se_diff``
         (standard error of its difference with the original there), the fidelity figures against
-        the original on the judge rows (``spearman``, ``agreement_50``, ``agreement_80`` —
+        the original on the judge rows (``spearman`` and its standard error ``spearman_se``,
+        ``agreement_50``, ``agreement_80`` —
         decisions agreeing at those approval rates — ``psi`` and its standard error
         ``psi_se``), ``auc_judge`` in fidelity mode when labels were given, and ``chosen``.
     metric : str
@@ -720,8 +721,7 @@ class _Judge:
             if self.metric == "gini":
                 score, se = 2 * score - 1, 2 * se
         elif self.metric == "fidelity":
-            score = figures["spearman"]
-            se = _fidelity.spearman_se(score, len(self.ref))
+            score, se = figures["spearman"], figures["spearman_se"]
         else:
             score = _score(self.ens, self.metric, margin, self.ref, self.y, self.w)
             se = _stopping.paired_se(self.ens.objective, self.metric, margin, self.ref, self.y)
@@ -780,7 +780,7 @@ def _holdout(ens: Ensemble, metric: str, chosen: Ensemble, X: np.ndarray, ref: n
     value = _score(ens, metric, margin, ref, y, None)
     original = _score(ens, metric, ref, ref, y, None)
     if metric == "fidelity":
-        se = se_diff = _fidelity.spearman_se(value, len(ref))
+        se = se_diff = _fidelity.spearman_and_se(ref, margin)[1]
     else:
         se = _stopping.metric_se(ens.objective, metric, margin, y)
         se_diff = _stopping.paired_se(ens.objective, metric, margin, ref, y)
