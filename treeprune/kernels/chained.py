@@ -46,11 +46,12 @@ from numba import njit, prange
 
 from .._rules import FEATURE_BITS, FLAG_LEAF
 from .ranked import (
-    _M_GROUPS,
     _M_GROUPS_N,
     _M_STARTS,
     _M_TREES,
     _PACKED_LEAF,
+    _add_leaves,
+    _margin_array,
     _parts,
     _sum_one,
     assemble,
@@ -59,9 +60,10 @@ from .ranked import (
     splits_depth_first,
 )
 
-# ranked's quantize and layout helpers are inlined into this module's kernels, and Numba's cache
-# of them is keyed on this file alone: a change of the rank-coded layout must come with a change
-# here, or a cached kernel reads the new layout the old way (layout: bucketed threshold search)
+# ranked's quantize, layout and accumulation helpers are inlined into this module's kernels, and
+# Numba's cache of them is keyed on this file alone: a change of the rank-coded layout (or of how
+# the leaf values are added up) must come with a change here, or a cached kernel reads the new
+# layout the old way (layout: bucketed threshold search; sums: ranked._add_leaves)
 
 #: Trees walked at once.
 LANES = 8
@@ -186,20 +188,7 @@ def _margins(x, buf, dtype_like):
     """Margins of the row ``x`` as a new float64 array (n_groups,), the leaf values added in
     model order in ``dtype_like``'s dtype (the model's), as the batch kernels add them."""
     done, meta = _walk(x, buf)
-    n_trees = meta[_M_TREES]
-    n_groups = meta[_M_GROUPS_N]
-    values = buf[buf[2]:buf[3]].view(dtype_like.dtype)  # the base margin, then per code
-    out = np.empty(n_groups, np.float64)
-    if n_groups == 1:
-        out[0] = _sum_one(values, done, n_trees)
-        return out
-    vals = values[n_groups:]
-    acc = values[:n_groups].copy()
-    groups = meta[meta[_M_GROUPS]:]
-    for t in range(n_trees):
-        acc[groups[t]] += vals[done[t]]
-    out[:] = acc
-    return out
+    return _margin_array(buf[buf[2]:buf[3]].view(dtype_like.dtype), done, meta)
 
 
 _AS32 = np.zeros(1, np.float32)
@@ -251,18 +240,7 @@ def margins_chained(X, buf, out):
     for b in prange((n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS):
         for r in range(b * BLOCK_ROWS, min(n_rows, (b + 1) * BLOCK_ROWS)):
             done, meta = _walk(X[r], buf)
-            n_trees = meta[_M_TREES]
-            n_groups = meta[_M_GROUPS_N]
-            vals = values[n_groups:]
-            if n_groups == 1:
-                s = out[r, 0]  # a scalar sum: an array element would be stored each time
-                for t in range(n_trees):
-                    s += vals[done[t]]
-                out[r, 0] = s
-            else:
-                groups = meta[meta[_M_GROUPS]:]
-                for t in range(n_trees):
-                    out[r, groups[t]] += vals[done[t]]
+            _add_leaves(out[r], values[meta[_M_GROUPS_N]:], done, meta)
     return out
 
 

@@ -332,32 +332,53 @@ def _margins(x, buf, dtype_like):
     them."""
     nodes, meta, fvals, cattab = _parts(buf)
     done = _walk(x, nodes, meta, fvals, cattab)
-    n_trees = meta[_M_TREES]
+    return _margin_array(buf[buf[2]:buf[3]].view(dtype_like.dtype), done, meta)
+
+
+@njit(inline="always", cache=True)
+def _margin_array(values, done, meta):
+    """A row's margins as a new float64 array (n_groups,): ``values[:n_groups]`` (the base
+    margins) plus each tree's leaf value ``values[n_groups + done[t]]``, added in model order in
+    ``values``' dtype. Shared by the rank-coded and chained single-row kernels."""
     n_groups = meta[_M_GROUPS_N]
-    values = buf[buf[2]:buf[3]].view(dtype_like.dtype)  # the base margin, then per code
-    vals = values[n_groups:]
     out = np.empty(n_groups, np.float64)
     if n_groups == 1:
-        out[0] = _sum_one(values, done, n_trees)
+        out[0] = _sum_one(values, done, meta[_M_TREES])
         return out
     acc = values[:n_groups].copy()
-    groups = meta[meta[_M_GROUPS]:]
-    for t in range(n_trees):
-        acc[groups[t]] += vals[done[t]]
+    _add_leaves(acc, values[n_groups:], done, meta)
     out[:] = acc
     return out
 
 
 @njit(inline="always", cache=True)
-def _sum_one(values, done, n_trees):
-    """A one-output model's margin: ``values[0]`` (the base margin) plus each tree's leaf value
-    (``values[1 + code]``), added in model order in ``values``' dtype, as a float64. A scalar
-    sum: an array element would be stored and reloaded each time."""
-    vals = values[1:]
-    s = values[0]
+def _add_leaves(acc, vals, done, meta):
+    """Add each tree's leaf value ``vals[done[t]]`` into ``acc`` (n_groups,: the base margins,
+    or a row of a batch's margins holding them), in model order in ``acc``'s dtype, as the batch
+    kernels add them: the one accumulation of the single-row and row-at-a-time kernels."""
+    n_trees = meta[_M_TREES]
+    if acc.shape[0] == 1:
+        acc[0] = _sum_from(acc[0], vals, done, n_trees)
+        return
+    groups = meta[meta[_M_GROUPS]:]
+    for t in range(n_trees):
+        acc[groups[t]] += vals[done[t]]
+
+
+@njit(inline="always", cache=True)
+def _sum_from(s, vals, done, n_trees):
+    """``s`` plus each tree's leaf value ``vals[done[t]]``, added in model order in ``s``'
+    dtype. A scalar sum: an array element would be stored and reloaded each time."""
     for t in range(n_trees):
         s += vals[done[t]]
-    return np.float64(s)
+    return s
+
+
+@njit(inline="always", cache=True)
+def _sum_one(values, done, n_trees):
+    """A one-output model's margin: ``values[0]`` (the base margin) plus each tree's leaf value
+    (``values[1 + code]``), added in model order in ``values``' dtype, as a float64."""
+    return np.float64(_sum_from(values[0], values[1:], done, n_trees))
 
 
 @njit(inline="always", cache=True)
