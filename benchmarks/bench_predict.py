@@ -81,6 +81,16 @@ def is_wide(name: str) -> bool:
     return name.startswith("lgb_wide")
 
 
+def n_big(quick: bool) -> int:
+    """Trees of the big models (``xgb_{n}x6``, ``lgb_{n}x63``)."""
+    return 100 if quick else 800
+
+
+def pruned_source(quick: bool) -> str:
+    """The model that ``pruned_`` prunes: the XGBoost depth-6 one."""
+    return f"xgb_{n_big(quick)}x6"
+
+
 def train_models(X: np.ndarray, y: np.ndarray, quick: bool,
                  models_dir: Path | None = None,
                  names: list[str] | None = None) -> dict[str, object]:
@@ -90,7 +100,7 @@ def train_models(X: np.ndarray, y: np.ndarray, quick: bool,
     import lightgbm as lgb
     import xgboost as xgb
 
-    n_trees = 100 if quick else 800
+    n_trees = n_big(quick)
     n_small = 50 if quick else 300
     n_wide = 100 if quick else 600
     lgb_params = {"objective": "binary", "num_leaves": 63, "learning_rate": 0.05, "verbose": -1,
@@ -234,11 +244,12 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         wants_pruned = not names or any(n.startswith("pruned") for n in names)
+        source = pruned_source(args.quick)
+        # the pruned model needs the depth-6 XGBoost model it prunes, and no other
         models = train_models(X_train, y_train, args.quick, args.models_dir,
-                              names + ["xgb_"] if names and wants_pruned else names)
+                              names + [source] if names and wants_pruned else names)
         if wants_pruned:
-            first = next(name for name in models if name.startswith("xgb_"))
-            pruned = pruned_model(tp.load(models[first]), X_prune, y_prune,
+            pruned = pruned_model(tp.load(models[source]), X_prune, y_prune,
                                   16 if args.quick else 64)
             models[f"pruned_{pruned.n_trees}x6"] = pruned.to_xgboost()
         if names:
