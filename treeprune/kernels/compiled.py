@@ -34,6 +34,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from .._cache_dir import default_cache_dir
+
 #: Bump when the generated module changes meaning: it is part of the cache key.
 GENERATOR_VERSION = 4
 _ARRAYS = ("trees", "info", "threshold", "left", "cat", "cat_bounds", "cat_words", "leaf_value")
@@ -114,15 +116,6 @@ def margin_rows(X, out):
                     RULE, SIMPLE, out[r])
     return out
 '''
-
-
-def default_cache_dir() -> Path:
-    """``$TREEPRUNE_CACHE_DIR``, else ``$XDG_CACHE_HOME/treeprune``, else ``~/.cache/treeprune``."""
-    env = os.environ.get("TREEPRUNE_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "treeprune"
 
 
 def model_key(p: Any) -> str:
