@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from ..errors import ModelFormatError, TreePruneError
@@ -47,6 +46,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = T
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.exists():
         raise TreePruneError(f"output folder does not exist: {folder}")
+    import tempfile  # here: reading a model does not need it
+
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
