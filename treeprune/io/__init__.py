@@ -8,6 +8,7 @@ from typing import Any
 
 from ..ensemble import Ensemble
 from ..errors import ConversionError, ModelFormatError
+from . import _cache
 from ._files import read_bytes
 
 
@@ -32,7 +33,7 @@ def _sniff(data: bytes) -> str:
     )
 
 
-def load(source: Any) -> Ensemble:
+def load(source: Any, cache: bool = True) -> Ensemble:
     """Read a model into an :class:`~treeprune.Ensemble`.
 
     Parameters
@@ -40,6 +41,12 @@ def load(source: Any) -> Ensemble:
     source : str, path, bytes, xgboost.Booster, XGBModel, lightgbm.Booster or LGBMModel
         A model file (XGBoost JSON or UBJ, LightGBM text; told apart by content, not suffix), its
         bytes, or a native model object (which is never modified).
+    cache : bool, default True
+        Keep what a model file (or bytes) of 256 KiB or more parses to in treeprune's cache
+        directory (``$TREEPRUNE_CACHE_DIR``, else the user cache directory), keyed by the content
+        and treeprune's code, and read it from there the next time: a process that starts again
+        on the same big model does not parse it again (:mod:`treeprune.io._cache`). The result
+        is the same Ensemble either way; a cache directory that cannot be written is skipped.
 
     Returns
     -------
@@ -76,6 +83,29 @@ def load(source: Any) -> Ensemble:
             f"cannot load a model from {type(source).__name__}; pass a file path, bytes, "
             "an xgboost Booster/XGBModel or a lightgbm Booster/LGBMModel"
         )
+    entry = None
+    if cache and len(data) >= _cache.MIN_BYTES:
+        entry = _cache.entry_path(data)
+        ens = _cache.read(entry)
+        if ens is not None:
+            return _with_path(ens, path)
+    ens = _parse(data)
+    if entry is not None:
+        _cache.write(entry, ens)
+    return _with_path(ens, path)
+
+
+def _with_path(ens: Ensemble, path: Path | None) -> Ensemble:
+    """``ens`` with the file it was read from in its ``source_meta`` (for ``save``'s guard)."""
+    if path is None:
+        return ens
+    meta = dict(ens.source_meta)
+    meta["source_path"] = str(path.resolve())
+    return ens.replace(source_meta=meta)
+
+
+def _parse(data: bytes) -> Ensemble:
+    """The Ensemble of a model file's bytes, by the reader of its format."""
     kind = _sniff(data)
     if kind == "lightgbm":
         from .lightgbm import read_lightgbm_text
@@ -93,10 +123,6 @@ def load(source: Any) -> Ensemble:
         from .xgboost import read_xgboost_bytes
 
         ens = read_xgboost_bytes(data, ubj=(kind == "xgboost-ubj"))
-    if path is not None:
-        meta = dict(ens.source_meta)
-        meta["source_path"] = str(path.resolve())
-        ens = ens.replace(source_meta=meta)
     return ens
 
 

@@ -1,0 +1,156 @@
+"""Parsed model files kept on disk, keyed by their content, so that a process that starts again
+on the same model file does not parse it again.
+
+Parsing is most of what :func:`treeprune.load` costs on a big model: an 800-tree XGBoost JSON
+file (4.8 MB) takes about 0.13 s, half of it the standard library's JSON decoder, and an 800-tree
+LightGBM text file (5.5 MB) about 0.15 s, a third of it numpy's decimal conversion of 300,000
+numbers, both already one pass over all the trees. A scoring service that starts with
+``tp.load(path)`` reads the same file at every start; from this cache the same load takes the
+file's hash and the read of one pickle (about 15 ms).
+
+Key: SHA-256 of the file's bytes and of what the reading depends on: treeprune's version, the
+size and modification time of every module the readers run (a changed reader makes a new key, as
+Numba's cache does for its kernels), and the versions of Python and numpy (the pickle's format).
+Entries: the fields of the Ensemble as the readers return it (before ``load`` adds the file's
+path), pickled, read back by an unpickler that builds nothing but containers, numpy arrays and an
+Objective (a file planted in the cache cannot run code), written through a temporary file and a rename (a
+reader never sees half a file). A file that cannot be read back (missing, damaged, foreign) is
+parsed as if there were no cache, and a cache that cannot be written (a read-only or missing
+directory) is left alone: the cache only ever saves time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import pickle
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._cache_dir import default_cache_dir
+from ..ensemble import NODE_FIELDS, Ensemble
+
+#: Files smaller than this are parsed every time: they parse in a few milliseconds, and a cache
+#: entry for every small model (tests, fuzzing) would only fill the directory.
+MIN_BYTES = 256 * 1024
+#: Bump when the entries change meaning (it is part of the key, with the package's modules).
+FORMAT = 1
+_SUBDIR = "parsed"
+_ARRAYS = (*NODE_FIELDS, "cat_bounds", "cat_words", "tree_offsets", "tree_group", "tree_weight",
+           "base_margin", "folded_intercept")
+#: The only globals an entry may name: numpy's array and scalar rebuilders, the Objective.
+_ALLOWED = {
+    ("numpy", "dtype"), ("numpy", "ndarray"),
+    ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"),
+    ("treeprune.objectives", "Objective"),
+    ("builtins", "set"), ("builtins", "frozenset"), ("collections", "OrderedDict"),
+}
+#: The modules outside treeprune.io that the readers import (with treeprune.io itself, the
+#: code an entry depends on: a change of any of them makes new keys).
+_BELOW_IO = ("__init__.py", "_cache_dir.py", "_rules.py", "ensemble.py", "errors.py",
+             "objectives.py", "trees.py")
+_CODE: list[bytes] = []
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of a parsed model")
+        return super().find_class(module, name)
+
+
+def _code_files() -> list[Path]:
+    """The modules the readers run: every module of treeprune.io and the modules below it that
+    it imports (held by a test that reads every kind of model file)."""
+    root = Path(__file__).resolve().parents[1]
+    files = [root / name for name in _BELOW_IO]
+    for folder, dirs, names in os.walk(root / "io"):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        files += [Path(folder) / n for n in sorted(names) if n.endswith(".py")]
+    return files
+
+
+def _code_fingerprint() -> bytes:
+    """treeprune's version and its readers' sizes and modification times, Python's and numpy's
+    versions: what the parsed arrays and the pickle's format depend on (once per process)."""
+    if not _CODE:
+        from .. import __version__
+
+        parts = [f"{FORMAT}|{__version__}|{sys.version}|{np.__version__}"]
+        for path in _code_files():
+            st = path.stat()
+            parts.append(f"{path.name}|{st.st_size}|{st.st_mtime_ns}")
+        _CODE.append("\n".join(parts).encode())
+    return _CODE[0]
+
+
+def entry_path(data: bytes, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where the Ensemble parsed from the model bytes ``data`` is kept."""
+    import hashlib  # here: a load of a small model does not need it (its import takes 5 ms)
+
+    digest = hashlib.sha256(_code_fingerprint())
+    digest.update(hashlib.sha256(data).digest())
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return folder / _SUBDIR / f"{digest.hexdigest()}.pickle"
+
+
+def _dumps(ens: Ensemble) -> bytes:
+    """The Ensemble's fields, pickled (not the object: what a process cached on it, such as its
+    packed layouts, stays out)."""
+    fields = {f.name: getattr(ens, f.name) for f in dataclasses.fields(Ensemble)}
+    return pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _loads(blob: bytes) -> Ensemble:
+    fields = _Unpickler(io.BytesIO(blob)).load()
+    names = [f.name for f in dataclasses.fields(Ensemble)]
+    if type(fields) is not dict or sorted(fields) != sorted(names):
+        raise pickle.UnpicklingError("not a parsed model")
+    for name in _ARRAYS:
+        if type(fields[name]) is not np.ndarray:
+            raise pickle.UnpicklingError(f"{name} is not an array")
+    # the constructor makes the arrays read-only, as a parsed model's are
+    return Ensemble(**fields)
+
+
+def read(path: Path) -> Ensemble | None:
+    """The Ensemble kept at ``path``, or None when there is none that reads back."""
+    try:
+        return _loads(path.read_bytes())
+    except Exception:  # a damaged or foreign file of any kind is a miss, never an error
+        return None
+
+
+def write(path: Path, ens: Ensemble) -> None:
+    """Keep ``ens`` at ``path`` (atomically); nothing happens where the cache cannot be written
+    or the entry would not read back."""
+    import tempfile
+
+    try:
+        blob = _dumps(ens)
+        _loads(blob)  # an entry the reader would refuse is not written
+    except Exception:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+__all__ = ["MIN_BYTES", "entry_path", "read", "write"]
