@@ -20,9 +20,10 @@ treeprune time, > 1 means treeprune is faster):
                ``model.predictor("margin", compiled=True)`` and the compiled predictor of the
                default output (probabilities: margin and link)
   cold start   a fresh process: import, load the model file, first single-row prediction
-               (kernel cache and Python's bytecode cache warm; median of 3 processes); for
-               compiled models also with the compiled predictor (model cache warm); and the
-               same for the native library
+               (kernel cache, parsed-model cache and Python's bytecode cache warm; median of 5
+               processes); uncached: the same with ``load(path, cache=False)``, which parses
+               the file; for compiled models also with the compiled predictor (model cache
+               warm); and the same for the native library
   compile      seconds to compile one model into a fresh model cache, with the routing kernels'
                own Numba cache warm (the first compile on a machine also compiles the kernels
                for the frozen arrays once: tens of seconds, then cached)
@@ -164,7 +165,7 @@ elif sys.argv[2] == "native":
     b.predict(np.zeros((1, b.num_feature())), raw_score=True)
 else:
     import treeprune
-    m = treeprune.load(sys.argv[1])
+    m = treeprune.load(sys.argv[1], cache=sys.argv[2] != "uncached")
     x = np.zeros(m.n_features)
     if sys.argv[2] == "compiled":
         m.predictor("margin", compiled=True, cache_dir=sys.argv[3])(x)
@@ -175,7 +176,7 @@ print(time.perf_counter() - t)
 
 
 #: Fresh processes timed per cold start (after one that warms the caches); the median is kept.
-COLD_RUNS = 3
+COLD_RUNS = 5
 
 
 def cold_start(path: str, mode: str = "predict", cache_dir: str = "") -> float:
@@ -183,7 +184,9 @@ def cold_start(path: str, mode: str = "predict", cache_dir: str = "") -> float:
     runs after one that warms the caches. Python's bytecode cache is warm too, as in an installed
     package (the environment may turn writing it off: ``PYTHONDONTWRITEBYTECODE`` is dropped)."""
     cmd = [sys.executable, "-c", COLD, path, mode, cache_dir]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+           # the parsed-model cache beside the model file (a temporary folder), not the user's
+           "TREEPRUNE_CACHE_DIR": str(Path(path).parent / "cache")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run(cmd, check=True, capture_output=True, env=env)
     times = []
@@ -275,6 +278,7 @@ def main() -> None:
                 compile_s = compiled.compile_seconds
                 cold_compiled = cold_start(str(path), "compiled", str(cache))
             cold = cold_start(str(path))
+            cold_uncached = cold_start(str(path), "uncached")
             cold_native = cold_start(str(path), "native")
             Xn = X32 if is_xgb else X
             lean = ens.predictor("margin")
@@ -318,6 +322,7 @@ def main() -> None:
                     "single_row_speedup": s_native / best,
                     "compile_s": compile_s,
                     "cold_start_s": cold,
+                    "cold_start_uncached_s": cold_uncached,
                     "cold_start_compiled_s": cold_compiled,
                     "cold_start_native_s": cold_native,
                     "max_abs_margin_diff": diff,
