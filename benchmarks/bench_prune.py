@@ -36,7 +36,8 @@ best baseline of at most 1.1x the leaves; on ``tuned`` at least 10x fewer leaves
 more than ``tolerance + 0.001`` below the original's. Target: at most 10% of runs exceed. The
 confirm-row estimate (``result.holdout``) is printed beside the test figure. The same models are
 also pruned without labels (``metric="fidelity"``, its default tolerance 0.01), and such a run
-exceeds when its test Spearman with the original is below 0.99.
+exceeds, by the same rule, when its test Spearman with the original is below 0.989 (runs below
+0.99 itself are counted too).
 
 ``fidelity`` (label-free): tuned models, ``prune(model, X_prune, metric="fidelity")`` (no labels,
 tolerance 0.01, ``scale="original"``, synthetic rows made from the fit rows: ``augment="auto"``),
@@ -386,14 +387,14 @@ def scaling(booster, lib: str, X: np.ndarray, y: np.ndarray, counters: Counters
 # -- does the tolerance hold? -----------------------------------------------------------------
 
 def holds(datasets: list[str], libs: list[str], seeds: int, tol: float, data: dict,
-          counters: Counters) -> pd.DataFrame:
+          counters: Counters, modes: tuple[str, ...] = ("auc", "fidelity")) -> pd.DataFrame:
     import treeprune as tp
     from treeprune import _fidelity
 
     print(f"\n=== holds: tuned models, seeds 0..{seeds - 1} (split, model and random_state); "
           f"labels: tolerance {tol:g}, a run exceeds when test AUC < original - {tol + 0.001:g}; "
           f"fidelity (no labels): tolerance {FIDELITY_TOL:g}, a run exceeds when test Spearman "
-          f"< {1 - FIDELITY_TOL:g}", flush=True)
+          f"< {1 - FIDELITY_TOL - 0.001:g}", flush=True)
     recs = []
     for name in datasets:
         for lib in libs:
@@ -403,7 +404,7 @@ def holds(datasets: list[str], libs: list[str], seeds: int, tol: float, data: di
                 ens = tp.load(booster)
                 m0 = ens.predict(s.Xte, output="margin")
                 a0 = auc(s.yte, m0)
-                for mode in ("auc", "fidelity"):
+                for mode in modes:
                     t = time.perf_counter()
                     if mode == "auc":
                         res = tp.prune(booster, s.Xp, s.yp, tolerance=tol, random_state=seed)
@@ -431,10 +432,17 @@ def holds(datasets: list[str], libs: list[str], seeds: int, tol: float, data: di
                                  f"{rec['judge_diff']:+.4f}, confirm {rec['confirm_diff']:+.4f}"
                                  f"+-{rec['confirm_se']:.4f}")
                     else:
-                        # NaN (a constant pruned score) ranks nobody: it exceeds too
-                        rec["exceeds"] = not rec["test_spearman"] >= 1 - FIDELITY_TOL
-                        shown = (f"test spearman {rec['test_spearman']:.4f}, confirm "
-                                 f"{h.get('metric', np.nan):.4f}")
+                        # the issue's rule, as in AUC mode: the loss exceeds tolerance + 0.001
+                        # (NaN, a constant pruned score, ranks nobody: it exceeds too); also
+                        # counted: below 1 - tolerance itself, where the test rows' own noise
+                        # (about 0.0005 on 6,000 rows) decides for a model at the line
+                        rec["exceeds"] = not rec["test_spearman"] >= 1 - FIDELITY_TOL - 0.001
+                        rec["below_line"] = not rec["test_spearman"] >= 1 - FIDELITY_TOL
+                        rec["judge_se"] = float(res.path["se_diff"].iloc[res.chosen])
+                        shown = (f"test spearman {rec['test_spearman']:.4f}, judge "
+                                 f"{res.chosen_metric:.4f}+-{rec['judge_se']:.4f}, confirm "
+                                 f"{h.get('metric', np.nan):.4f}"
+                                 + ("  (below 1 - tolerance)" if rec["below_line"] else ""))
                     recs.append(rec)
                     print(f"  {name:7s} {lib:8s} seed {seed} {mode:8s}: {ens.n_leaves:5d} -> "
                           f"{rec['leaves']:5d} leaves ({rec['family']}, {rec['factor']:.1f}x), "
@@ -450,9 +458,12 @@ def holds(datasets: list[str], libs: list[str], seeds: int, tol: float, data: di
         for mode, part in df.groupby("mode", sort=False):
             share = part["exceeds"].mean()
             what = ("test AUC below the original's by more than tolerance + 0.001" if mode == "auc"
-                    else f"test Spearman below {1 - FIDELITY_TOL:g}")
+                    else f"test Spearman below {1 - FIDELITY_TOL - 0.001:g}")
             line = (f"tolerance holds ({mode}): {int(part['exceeds'].sum())} of {len(part)} runs "
                     f"with {what} ({share:.0%}; <= 10%: {'met' if share <= 0.1 else 'NOT met'})")
+            if mode == "fidelity":
+                line += (f"; below {1 - FIDELITY_TOL:g} itself: "
+                         f"{int(part['below_line'].sum())} of {len(part)}")
             print(line)
             counters.verdicts.append(f"holds: {line}")
     return df
@@ -552,6 +563,8 @@ def main() -> None:
                                                  "with --full)")
     ap.add_argument("--seeds", type=int, default=None,
                     help="seeds of the holds section (default 3; 2 --quick, 10 --full)")
+    ap.add_argument("--holds-modes", default="auc,fidelity",
+                    help="the holds section's modes: auc (labels) and/or fidelity (no labels)")
     ap.add_argument("--tolerances", default=None,
                     help="comma list for the compare section (default 0.001; 0.001,0.005 --full)")
     ap.add_argument("--quick", action="store_true", help="german+hmeq, 200-tree overfit models")
@@ -628,7 +641,10 @@ def main() -> None:
                                models, counters))
         save()
     if "holds" in sections:
-        tables.append(holds(datasets, libs, seeds, tolerances[0], data, counters))
+        modes = tuple(m for m in args.holds_modes.split(",") if m)
+        if not modes or set(modes) - {"auc", "fidelity"}:
+            ap.error("--holds-modes takes auc and/or fidelity")
+        tables.append(holds(datasets, libs, seeds, tolerances[0], data, counters, modes))
         save()
     if "scaling" in sections:
         if "taiwan" not in data:
