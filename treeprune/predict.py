@@ -29,6 +29,7 @@ SERIAL_ROWS = 4
 #: Up to this many rows a compiled model scores serially; more go to the threaded kernels.
 COMPILED_ROWS = 64
 _F64 = np.dtype(np.float64)
+_NDARRAY = np.ndarray  # a module global: one lookup fewer per single-row call
 
 
 def _sigmoid_one(m: float, exp: Any = np.exp, empty: Any = np.empty) -> np.ndarray:
@@ -235,7 +236,6 @@ class Predictor:
         self._n_features = ens.n_features
         self._kernel, self._args = p.single_row
         self._single = len(p.base_margin) == 1
-        self._row_shape = (ens.n_features,)
         self._lean = output in ("prediction", "margin", "score")
         self._finish = self._make_finish(ens, output)
         # one probability from one margin: the same arithmetic as the objective's expit in a
@@ -264,6 +264,8 @@ class Predictor:
             self._row = module.margin_row
             self._rows = module.margin_rows
         self._fast = self._make_fast() if self._lean else None
+        # the shape of the rows that take the fast path: none without one (one test per call)
+        self._row_shape = (ens.n_features,) if self._fast is not None else None
 
     def _make_fast(self) -> Any:
         """The whole call on one contiguous float64 row, as one closure: the kernel, then the
@@ -349,7 +351,7 @@ class Predictor:
 
     def __call__(self, X: Any) -> np.ndarray:
         """Predict ``X`` (one row as a 1-D array, or rows as a 2-D array / DataFrame)."""
-        if type(X) is np.ndarray and X.shape == self._row_shape and self._fast is not None:
+        if type(X) is _NDARRAY and X.shape == self._row_shape:
             # one numpy row: one kernel call, which reads the row as the source library does
             # (float32 for XGBoost), walks every tree and returns the float64 margins
             # (n_groups,); the kernels are compiled for contiguous float64 rows only
