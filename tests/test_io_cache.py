@@ -174,3 +174,29 @@ def test_code_fingerprint_covers_the_readers():
     out = subprocess.run([sys.executable, "-c", code, *map(str, FILES)], capture_output=True,
                          text=True, env=env, check=True)
     assert out.stdout.strip() == "", f"readers run modules outside the cache key:\n{out.stdout}"
+
+
+def test_no_home_directory_means_no_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv("TREEPRUNE_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(_cache, "MIN_BYTES", 0)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    path = LEGACY / "lgb-3.3.5-binary.txt"
+    assert _cache.entry_path(path.read_bytes()) is None
+    _assert_same(tp.load(path, cache=False), tp.load(path))
+
+
+def test_readers_without_sources_mean_no_cache(tmp_path, monkeypatch):
+    """An install without the readers' sources cannot tell a changed reader: no cache."""
+    monkeypatch.setenv("TREEPRUNE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_cache, "MIN_BYTES", 0)
+    monkeypatch.setattr(_cache, "_CODE", [])
+    monkeypatch.setattr(_cache, "_code_files", lambda: [tmp_path / "gone.py"])
+    path = LEGACY / "lgb-3.3.5-binary.txt"
+    assert _cache.entry_path(path.read_bytes()) is None
+    _assert_same(tp.load(path, cache=False), tp.load(path))
+    assert not _entries(tmp_path)

@@ -86,7 +86,7 @@ def load(source: Any, cache: bool = True) -> Ensemble:
     entry = None
     if cache and len(data) >= _cache.MIN_BYTES:
         entry = _cache.entry_path(data)
-        ens = _cache.read(entry)
+        ens = _cache.read(entry) if entry is not None else None
         if ens is not None:
             return _with_path(ens, path)
     ens = _parse(data)

@@ -55,7 +55,7 @@ _ALLOWED = {
 #: code an entry depends on: a change of any of them makes new keys).
 _BELOW_IO = ("__init__.py", "_cache_dir.py", "_rules.py", "ensemble.py", "errors.py",
              "objectives.py", "trees.py")
-_CODE: list[bytes] = []
+_CODE: list[bytes | None] = []
 
 
 class _Unpickler(pickle.Unpickler):
@@ -76,27 +76,42 @@ def _code_files() -> list[Path]:
     return files
 
 
-def _code_fingerprint() -> bytes:
+def _code_fingerprint() -> bytes | None:
     """treeprune's version and its readers' sizes and modification times, Python's and numpy's
-    versions: what the parsed arrays and the pickle's format depend on (once per process)."""
+    versions: what the parsed arrays and the pickle's format depend on (once per process).
+    None where the readers' sources cannot be seen (an install without them): no cache then,
+    since a changed reader could not be told from the old one."""
     if not _CODE:
         from .. import __version__
 
+        root = Path(__file__).resolve().parents[1]
         parts = [f"{FORMAT}|{__version__}|{sys.version}|{np.__version__}"]
-        for path in _code_files():
-            st = path.stat()
-            parts.append(f"{path.name}|{st.st_size}|{st.st_mtime_ns}")
-        _CODE.append("\n".join(parts).encode())
+        try:
+            for path in _code_files():
+                st = path.stat()
+                parts.append(f"{path.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}")
+            if not (root / "io" / "__init__.py").is_file():
+                raise FileNotFoundError(root / "io" / "__init__.py")
+            _CODE.append("\n".join(parts).encode())
+        except (OSError, ValueError):
+            _CODE.append(None)
     return _CODE[0]
 
 
-def entry_path(data: bytes, cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where the Ensemble parsed from the model bytes ``data`` is kept."""
+def entry_path(data: bytes, cache_dir: str | os.PathLike | None = None) -> Path | None:
+    """Where the Ensemble parsed from the model bytes ``data`` is kept; None where there is no
+    cache (no readers' sources to key it by, or no cache directory: no home directory)."""
     import hashlib  # here: a load of a small model does not need it (its import takes 5 ms)
 
-    digest = hashlib.sha256(_code_fingerprint())
+    code = _code_fingerprint()
+    if code is None:
+        return None
+    try:
+        folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    except (OSError, RuntimeError, KeyError):  # Path.home() without a home directory
+        return None
+    digest = hashlib.sha256(code)
     digest.update(hashlib.sha256(data).digest())
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return folder / _SUBDIR / f"{digest.hexdigest()}.pickle"
 
 
