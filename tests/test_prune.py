@@ -10,6 +10,7 @@ from models import build, credit_like, make_ens, native_margin, train_lgb, train
 from sklearn.metrics import roc_auc_score
 
 import treeprune as tp
+from treeprune._candidates import squared_objective
 from treeprune.errors import DataError, PruneError
 from treeprune.passes import datadriven as dd
 
@@ -196,6 +197,30 @@ def test_selection_by_partitions_needs_squared_error_on_one_output(binary_data, 
         dd.forward_selection_path(ens, X, y, 1, by="leaves")
     with pytest.raises(DataError, match="leaf_l2"):
         dd.forward_selection_path(ens, X, y, 1, by="partitions", leaf_l2=-1.0)
+
+
+def test_selection_by_partitions_of_the_margins_against_labels(binary_data, xgb_model):
+    # a classifier's trees chosen by the splits that fit its own margins: the same order as
+    # the squared-error form fitted to those margins, whichever rows carry them, and then
+    # re-weighted against the labels under the logistic loss
+    _, _, Xv, yv = binary_data
+    ens = tp.load(xgb_model)
+    margin = ens.predict(Xv, output="margin")
+    squared = ens.replace(objective=squared_objective(ens))
+    want = dd.forward_selection_path(squared, Xv, margin, 6, by="partitions").order
+    got = dd.forward_selection_path(ens, Xv, yv, 6, by="partitions", partition_target=margin)
+    assert got.order.tolist() == want.tolist()
+    half = len(Xv) // 2
+    other = dd.forward_selection_path(ens, Xv[:half], yv[:half], 6, by="partitions",
+                                      partition_X=Xv, partition_target=margin)
+    assert other.order.tolist() == want.tolist()
+    assert not np.allclose(got.weights[-1], dd.forward_selection_path(
+        squared, Xv, margin, 6, by="partitions").weights[-1])
+    with pytest.raises(DataError, match="partition_X needs partition_target"):
+        dd.forward_selection_path(ens, Xv, yv, 6, by="partitions", partition_X=Xv)
+    with pytest.raises(DataError):
+        dd.forward_selection_path(ens, Xv, yv, 6, by="partitions", partition_X=Xv,
+                                  partition_target=margin[:-1])
 
 
 def test_collapse_reaches_the_budget_and_keeps_trees(binary_data, xgb_model):
