@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
+
+# what treeprune caches on disk (parsed model files, compiled models) goes to a folder of this
+# test run, not to the user's cache directory; a test that needs another sets its own
+if "TREEPRUNE_CACHE_DIR" not in os.environ:
+    _cache_dir = tempfile.mkdtemp(prefix="treeprune-tests-")
+    os.environ["TREEPRUNE_CACHE_DIR"] = _cache_dir
+    atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -200,3 +200,25 @@ def test_readers_without_sources_mean_no_cache(tmp_path, monkeypatch):
     assert _cache.entry_path(path.read_bytes()) is None
     _assert_same(tp.load(path, cache=False), tp.load(path))
     assert not _entries(tmp_path)
+
+
+def test_the_least_recently_used_entries_go_past_the_size_bound(tmp_path, monkeypatch):
+    monkeypatch.setenv("TREEPRUNE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_cache, "MIN_BYTES", 0)
+    paths = sorted(LEGACY.glob("lgb-*.txt"))[:3]
+    assert len(paths) == 3
+    entries = []
+    for i, path in enumerate(paths):
+        tp.load(path)
+        entries.append(_cache.entry_path(path.read_bytes()))
+        os.utime(entries[-1], ns=(10**18 + i, 10**18 + i))  # written in this order
+    tp.load(paths[0])  # a hit: the first entry is now the most recently used
+    sizes = {e: e.stat().st_size for e in entries}
+    # one byte short of all three: the least recently used (the second) goes, the rest stay
+    monkeypatch.setattr(_cache, "MAX_BYTES", sum(sizes.values()) - 1)
+    _cache._trim(entries[0].parent, _cache.MAX_BYTES)
+    assert [e.exists() for e in entries] == [True, False, True]
+    monkeypatch.setattr(_cache, "MAX_BYTES", 0)
+    _cache._trim(entries[0].parent, _cache.MAX_BYTES)
+    assert not any(e.exists() for e in entries)
+    _assert_same(tp.load(paths[1], cache=False), tp.load(paths[1]))  # a miss parses again

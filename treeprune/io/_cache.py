@@ -16,7 +16,8 @@ path), pickled, read back by an unpickler that builds nothing but containers, nu
 Objective (a file planted in the cache cannot run code), written through a temporary file and a rename (a
 reader never sees half a file). A file that cannot be read back (missing, damaged, foreign) is
 parsed as if there were no cache, and a cache that cannot be written (a read-only or missing
-directory) is left alone: the cache only ever saves time.
+directory) is left alone: the cache only ever saves time. The entries are kept to
+``MAX_BYTES`` in all, the least recently used removed first.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from ..ensemble import NODE_FIELDS, Ensemble
 #: Files smaller than this are parsed every time: they parse in a few milliseconds, and a cache
 #: entry for every small model (tests, fuzzing) would only fill the directory.
 MIN_BYTES = 256 * 1024
+#: The entries are trimmed to this many bytes in all, the least recently used first (every
+#: changed reader and every model file makes new entries; none would ever go otherwise).
+MAX_BYTES = 512 * 1024 * 1024
 #: Bump when the entries change meaning (it is part of the key, with the package's modules).
 FORMAT = 1
 _SUBDIR = "parsed"
@@ -137,9 +141,34 @@ def _loads(blob: bytes) -> Ensemble:
 def read(path: Path) -> Ensemble | None:
     """The Ensemble kept at ``path``, or None when there is none that reads back."""
     try:
-        return _loads(path.read_bytes())
+        ens = _loads(path.read_bytes())
     except Exception:  # a damaged or foreign file of any kind is a miss, never an error
         return None
+    try:
+        os.utime(path)  # recently used: the last to be trimmed
+    except OSError:
+        pass
+    return ens
+
+
+def _trim(folder: Path, max_bytes: int) -> None:
+    """Remove the least recently used entries of ``folder`` until they fit in ``max_bytes``."""
+    try:
+        entries = []
+        for p in folder.glob("*.pickle"):
+            st = p.stat()
+            entries.append((st.st_mtime_ns, st.st_size, p))
+    except OSError:
+        return
+    total = sum(size for _, size, _ in entries)
+    for _, size, p in sorted(entries, key=lambda e: e[0]):
+        if total <= max_bytes:
+            break
+        try:
+            p.unlink()
+        except OSError:  # another process removed it, or it cannot be: leave it
+            continue
+        total -= size
 
 
 def write(path: Path, ens: Ensemble) -> None:
@@ -166,6 +195,8 @@ def write(path: Path, ens: Ensemble) -> None:
             os.unlink(tmp)
         except OSError:
             pass
+        return
+    _trim(path.parent, MAX_BYTES)
 
 
 __all__ = ["MIN_BYTES", "entry_path", "read", "write"]
