@@ -119,6 +119,22 @@ def test_damaged_entry_is_a_miss(damage, cache_dir, monkeypatch):
     _assert_same(parsed, tp.load(path))
 
 
+def test_damaged_array_bytes_are_a_miss(cache_dir):
+    """A flipped bit inside an array's bytes (a disk or a crash that left part of a block
+    wrong) still unpickles, as another model: the entry's checksum makes it a miss."""
+    path = LEGACY / "lgb-3.1.1-multiclass.txt"
+    parsed = tp.load(path, cache=False)
+    tp.load(path)
+    (entry,) = _entries(cache_dir)
+    blob = bytearray(entry.read_bytes())
+    values = parsed.value.tobytes()
+    at = bytes(blob).find(values)
+    assert at >= 0
+    blob[at + len(values) // 2] ^= 0x10
+    entry.write_bytes(bytes(blob))
+    _assert_same(parsed, tp.load(path))
+
+
 class _Planted:
     def __init__(self, marker: str) -> None:
         self.marker = marker
