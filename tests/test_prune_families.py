@@ -602,3 +602,18 @@ def test_spearman_standard_error_matches_resampling():
     x, z = draws[0]
     assert _fidelity.columns(x, z)["spearman_se"] == pytest.approx(got[0][1], rel=1e-12)
     assert np.isnan(_fidelity.spearman_and_se(x, np.ones(n))[1])
+
+
+def test_spearman_standard_error_of_an_uncorrelated_score():
+    # a score whose ranks are symmetric about the original's middle: Spearman exactly 0, where
+    # the influence function is still defined (the covariance's alone); it was NaN there
+    n = 32
+    a = np.arange(float(n))
+    b = (a - (n - 1) / 2) ** 2
+    r, se = _fidelity.spearman_and_se(a, b)
+    assert r == 0.0
+    leave_one_out = np.array([_fidelity.spearman(np.delete(a, i), np.delete(b, i))
+                              for i in range(n)])
+    jackknife = np.sqrt((n - 1) / n * np.sum((leave_one_out - leave_one_out.mean()) ** 2))
+    assert se == pytest.approx(jackknife, rel=0.15)
+    assert _fidelity.columns(a, b)["spearman_se"] == pytest.approx(se, rel=1e-12)

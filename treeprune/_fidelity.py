@@ -81,12 +81,12 @@ def _spearman_influence_se(a: _Ranked, b: _Ranked) -> tuple[float, float]:
     if n < 4 or a.var <= 0 or b.var <= 0:
         return math.nan, math.nan
     cov = float(np.mean(a.u * b.u)) - 0.25
-    r = cov / math.sqrt(a.var * b.var)
-    if cov == 0:
-        return r, math.nan
+    scale = math.sqrt(a.var * b.var)
+    r = cov / scale
     cov_influence = a.u * b.u + a.upper(b.u) + b.upper(a.u)
-    influence = r * (cov_influence / cov - 0.5 * a.var_influence / a.var
-                     - 0.5 * b.var_influence / b.var)
+    # r (IF_cov / cov - ...) with r = cov / scale, multiplied out: defined at r = 0 too
+    influence = (cov_influence - 0.5 * cov * (a.var_influence / a.var
+                                              + b.var_influence / b.var)) / scale
     return r, float(influence.std(ddof=1) / math.sqrt(n))
 
 
