@@ -221,6 +221,12 @@ def test_selection_by_partitions_of_the_margins_against_labels(binary_data, xgb_
     with pytest.raises(DataError):
         dd.forward_selection_path(ens, Xv, yv, 6, by="partitions", partition_X=Xv,
                                   partition_target=margin[:-1])
+    # arguments that would be ignored are refused: the selection asked for is not the one made
+    with pytest.raises(DataError, match="partition_weight needs partition_X"):
+        dd.forward_selection_path(ens, Xv, yv, 6, by="partitions", partition_target=margin,
+                                  partition_weight=np.ones(len(Xv)))
+    with pytest.raises(DataError, match="by='partitions'"):
+        dd.forward_selection_path(ens, Xv, yv, 6, partition_target=margin)
 
 
 def test_collapse_reaches_the_budget_and_keeps_trees(binary_data, xgb_model):

@@ -341,6 +341,10 @@ def forward_selection_path(ens: Ensemble, X: Any, y: Any, max_trees: int,
         raise DataError(f"by must be 'weights' or 'partitions', got {by!r}")
     if partition_X is not None and partition_target is None:
         raise DataError("partition_X needs partition_target: the values to fit on its rows")
+    if partition_weight is not None and partition_X is None:
+        raise DataError("partition_weight needs partition_X (on X, sample_weight weighs the rows)")
+    if by != "partitions" and partition_target is not None:
+        raise DataError("partition_target and partition_X choose partitions: by='partitions' only")
     if by == "partitions":
         if ens.n_groups > 1 or (partition_target is None and ens.objective.loss != "squared"):
             raise DataError("selection by partitions needs squared error on one output (a "
