@@ -593,6 +593,9 @@ def main() -> None:
     for sec in sections:
         if sec not in ("compare", "holds", "fidelity", "scaling"):
             ap.error(f"unknown section {sec!r}")
+    modes = tuple(m for m in args.holds_modes.split(",") if m)
+    if not modes or set(modes) - {"auc", "fidelity"}:
+        ap.error("--holds-modes takes auc and/or fidelity")
     tolerances = ([float(t) for t in args.tolerances.split(",")] if args.tolerances
                   else ([0.001, 0.005] if args.full else [0.001]))
     seeds = args.seeds or (10 if args.full else 2 if args.quick else 3)
@@ -641,9 +644,6 @@ def main() -> None:
                                models, counters))
         save()
     if "holds" in sections:
-        modes = tuple(m for m in args.holds_modes.split(",") if m)
-        if not modes or set(modes) - {"auc", "fidelity"}:
-            ap.error("--holds-modes takes auc and/or fidelity")
         tables.append(holds(datasets, libs, seeds, tolerances[0], data, counters, modes))
         save()
     if "scaling" in sections:
