@@ -16,6 +16,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost as xgb
 from lgb_models import LgbSpec, stress_rows, train
 from xgb_models import XGBSpec, dmatrix, make_model
 
@@ -235,3 +236,19 @@ def test_score_of_single_rows_equals_the_batch():
     scored = ens.with_scorecard(tp.Scorecard(pdo=20, base_score=600, base_odds=50))
     want = scored.predict(X[:50], output="score")
     np.testing.assert_array_equal(single_rows(scored.predictor("score"), X[:50]), want)
+
+
+def test_an_unusable_compiled_cache_folder_is_a_typed_error(tmp_path, monkeypatch):
+    # a cache folder that is a file: the compiled model cannot be written, and the message
+    # names the folder and the fix instead of a bare OSError
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(float)
+    ens = tp.load(xgb.train({"max_depth": 2, "verbosity": 0}, xgb.DMatrix(X, y), 3))
+    with pytest.raises(DataError, match="cache_dir"):
+        ens.predictor("margin", compiled=True, cache_dir=blocker)
+    monkeypatch.setenv("TREEPRUNE_CACHE_DIR", str(blocker))
+    with pytest.raises(DataError, match="TREEPRUNE_CACHE_DIR"):
+        ens.predictor("margin", compiled=True)

@@ -35,6 +35,7 @@ import numba
 import numpy as np
 
 from .._cache_dir import default_cache_dir
+from ..errors import DataError
 
 #: Bump when the generated module changes meaning: it is part of the cache key.
 GENERATOR_VERSION = 4
@@ -158,7 +159,14 @@ def load_compiled(p: Any, cache_dir: Path | str | None = None) -> tuple[ModuleTy
     if key in _LOADED:
         return _LOADED[key], True
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission, a read-only disk
+        where = "cache_dir" if cache_dir is not None else \
+            "TREEPRUNE_CACHE_DIR (or the user cache directory)"
+        raise DataError(f"compiled models are written to {directory}, which cannot be made a "
+                        f"folder ({exc.strerror or exc}); point {where} at a writable folder, "
+                        "or use compiled=False") from exc
     path = directory / f"treeprune_model_{key}.py"
     data = directory / f"treeprune_model_{key}.npz"
     hit = path.exists() and data.exists()
