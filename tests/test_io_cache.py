@@ -9,6 +9,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -238,3 +239,13 @@ def test_the_least_recently_used_entries_go_past_the_size_bound(tmp_path, monkey
     _cache._trim(entries[0].parent, _cache.MAX_BYTES)
     assert not any(e.exists() for e in entries)
     _assert_same(tp.load(paths[1], cache=False), tp.load(paths[1]))  # a miss parses again
+
+
+def test_a_dead_writers_temporary_file_goes_with_the_next_trim(tmp_path):
+    stale, fresh = tmp_path / ".dead.tmp", tmp_path / ".writing.tmp"
+    stale.write_bytes(b"x" * 10)
+    fresh.write_bytes(b"y" * 10)
+    old = 10**9 * (int(time.time()) - _cache.STALE_TEMP_SECONDS - 60)
+    os.utime(stale, ns=(old, old))
+    _cache._trim(tmp_path, _cache.MAX_BYTES)
+    assert not stale.exists() and fresh.exists()  # a writer still at work keeps its file

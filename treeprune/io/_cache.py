@@ -18,7 +18,8 @@ file planted in the cache cannot run code, though like any cache it is trusted f
 written through a temporary file and a rename (a reader never sees half a file). A file that cannot be read back (missing, damaged, foreign) is
 parsed as if there were no cache, and a cache that cannot be written (a read-only or missing
 directory) is left alone: the cache only ever saves time. The entries are kept to
-``MAX_BYTES`` in all, the least recently used removed first.
+``MAX_BYTES`` in all, the least recently used removed first; a temporary file that a writer left
+when it died goes after an hour.
 """
 
 from __future__ import annotations
@@ -165,8 +166,21 @@ def read(path: Path) -> Ensemble | None:
     return ens
 
 
+#: A writer's temporary file older than this was left by a process that died before its rename.
+STALE_TEMP_SECONDS = 3600
+
+
 def _trim(folder: Path, max_bytes: int) -> None:
-    """Remove the least recently used entries of ``folder`` until they fit in ``max_bytes``."""
+    """Remove the least recently used entries of ``folder`` until they fit in ``max_bytes``, and
+    the temporary files of writers that died (older than ``STALE_TEMP_SECONDS``)."""
+    import time
+
+    try:
+        for p in folder.glob(".*.tmp"):
+            if time.time() - p.stat().st_mtime > STALE_TEMP_SECONDS:
+                p.unlink()
+    except OSError:  # another process took it first, or it cannot be removed: leave it
+        pass
     try:
         entries = []
         for p in folder.glob("*.pickle"):
