@@ -8,7 +8,8 @@ tables say about it and sums a handful of moments per partition:
   other class ranked below it, ties a half) give both AUCs, their standard errors and the
   standard error of their difference, as :mod:`treeprune._stopping` computes them in memory.
 * :func:`spearman`: each row's mid-rank under each score (the rank scipy's ``rankdata`` gives),
-  and the Pearson correlation of the two ranks.
+  and the Pearson correlation of the two ranks; :func:`spearman_and_se` adds its
+  distribution-free standard error (two more passes).
 
 Both are exact while the tables are; with binned tables, rows inside a bin share its mid-rank and
 its placement (as tied rows do), which is the estimate that :func:`~treeprune.scaleout._metrics.
@@ -151,4 +152,85 @@ def spearman(a: Any, b: Any) -> float:
     return correlation(pearson_moments(a, b, ranks=True))
 
 
-__all__ = ["correlation", "paired_auc", "pearson_moments", "spearman"]
+def _cdf(table: ScoreTable, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bin of each row, its mid-rank CDF ``(mid-rank - 1/2) / n``)."""
+    b = np.minimum(np.searchsorted(table.value, s, side="left"), len(table.value) - 1)
+    return b, (_mid_rank(table, s) - 0.5) / table.n
+
+
+def _cross_part(ta: ScoreTable, tb: ScoreTable, a: Any, b: Any) -> np.ndarray:
+    """Per partition: the other score's CDF summed over the rows of each bin (a's bins, then
+    b's), and the sums of u v, u^2 and v^2."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    ia, u = _cdf(ta, a)
+    ib, v = _cdf(tb, b)
+    return np.concatenate([np.bincount(ia, weights=v, minlength=len(ta.value)),
+                           np.bincount(ib, weights=u, minlength=len(tb.value)),
+                           [u @ v, u @ u, v @ v]])
+
+
+def _add(*parts: np.ndarray) -> np.ndarray:
+    return np.sum(parts, axis=0)
+
+
+def _upper(per_bin: np.ndarray, n: int) -> np.ndarray:
+    """For each bin: ``sum_j h_j (1[x_j > x] + 1[x_j = x] / 2) / n`` from ``h`` summed per bin
+    (as :func:`treeprune._fidelity._upper_share`)."""
+    above = np.cumsum(per_bin[::-1])[::-1] - per_bin
+    return (above + 0.5 * per_bin) / n
+
+
+def _influence_part(ta: ScoreTable, tb: ScoreTable, terms: tuple[np.ndarray, ...], a: Any,
+                    b: Any) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    ia, u = _cdf(ta, a)
+    ib, v = _cdf(tb, b)
+    v_above_a, u_above_b, var_inf_a, var_inf_b, cov, var_a, var_b = terms
+    scale = math.sqrt(var_a * var_b)
+    influence = (u * v + v_above_a[ia] + u_above_b[ib]
+                 - 0.5 * cov * (var_inf_a[ia] / var_a + var_inf_b[ib] / var_b)) / scale
+    return _moments(influence, influence)
+
+
+def spearman_and_se(a: Any, b: Any) -> tuple[float, float]:
+    """Spearman's correlation of two dask scores of the same rows and its distribution-free
+    standard error (NaN, NaN below 4 rows or when either score is constant).
+
+    The influence function of :func:`treeprune._fidelity.spearman_and_se`, computed in two more
+    passes after the score tables: the first sums each row's CDF under one score over the bins
+    of the other (what the influence function's cross terms need: arrays of the tables' size),
+    the second sums the influence and its square. Equal to the in-memory figure while both
+    tables are exact; rows in a bin of a binned table count as tied.
+    """
+    import dask
+    import dask.array as da
+
+    if isinstance(a, da.Array) and isinstance(b, da.Array) and a.chunks != b.chunks \
+            and a.shape == b.shape and not any(math.isnan(c) for c in a.chunks[0]):
+        b = b.rechunk(a.chunks)  # the passes below walk the two scores' partitions in step
+    ta, tb = score_table(a), score_table(b)
+    n = ta.n
+    if n < 4 or len(ta.value) < 2 or len(tb.value) < 2:
+        return math.nan, math.nan
+    pairs = list(zip(_aligned(a, None), _aligned(b, None), strict=True))
+    part = dask.delayed(_cross_part, pure=True)
+    sums = _reduce([part(ta, tb, sa, sb) for (sa, _), (sb, _) in pairs], _add)
+    na = len(ta.value)
+    v_by_a, u_by_b = sums[:na], sums[na:-3]
+    uv, uu, vv = sums[-3:] / n
+    cov, var_a, var_b = uv - 0.25, uu - 0.25, vv - 0.25  # the mid-rank CDF's mean is 1/2
+    # each score's own terms depend on its bin alone: u is constant within a bin
+    u_bin = (_mid_rank(ta, ta.value) - 0.5) / n
+    v_bin = (_mid_rank(tb, tb.value) - 0.5) / n
+    var_inf_a = u_bin * u_bin + 2.0 * _upper(u_bin * ta.count, n)
+    var_inf_b = v_bin * v_bin + 2.0 * _upper(v_bin * tb.count, n)
+    terms = (_upper(v_by_a, n), _upper(u_by_b, n), var_inf_a, var_inf_b, cov, var_a, var_b)
+    part = dask.delayed(_influence_part, pure=True)
+    m = _reduce([part(ta, tb, terms, sa, sb) for (sa, _), (sb, _) in pairs], _merge_moments)
+    se = math.sqrt(m[3] / (m[0] - 1) / m[0]) if m[0] > 1 else math.nan
+    return float(cov / math.sqrt(var_a * var_b)), se
+
+
+__all__ = ["correlation", "paired_auc", "pearson_moments", "spearman", "spearman_and_se"]

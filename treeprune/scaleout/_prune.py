@@ -17,7 +17,7 @@ What runs where:
    original are scored on every confirm row, partition by partition (their margins, 24 bytes a
    confirm row, stay on the workers), and compared by reductions (:mod:`._paired`,
    :mod:`._metrics`): DeLong's AUC and standard errors, KS, mean loss differences, Spearman's
-   correlation. These are exact up to ``MAX_BINS`` distinct margins and within the bounds stated
+   correlation with its distribution-free standard error (as in memory). These are exact up to ``MAX_BINS`` distinct margins and within the bounds stated
    in :mod:`._metrics` past that. ``result.holdout`` reports them.
 
 Every random choice about rows comes from the hash, and the sample's order is the hash order, so
@@ -35,13 +35,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._fidelity import spearman_se
 from ..ensemble import Ensemble
 from ..errors import DataError, PruneError
 from ..io import load
 from . import is_dask_collection, require_dask
 from ._metrics import _reduce, ks_with_bound
-from ._paired import _merge_moments, _moments, paired_auc, spearman
+from ._paired import _merge_moments, _moments, paired_auc, spearman_and_se
 from ._rows import RowParts, labels, row_parts, row_uniform
 
 #: Most decision rows the candidate search holds in memory (in expectation: the band is drawn
@@ -176,8 +175,7 @@ def _holdout(ens: Ensemble, chosen: Ensemble, metric: str, parts: RowParts, rand
                            for j in jobs], axis=0).persist()
     a, b, y = cols[:, 0], cols[:, 1], cols[:, 2]
     if metric == "fidelity":
-        value = spearman(a, b)
-        se = spearman_se(value, n_confirm)
+        value, se = spearman_and_se(a, b)
         return {"rows": n_confirm, "metric": value, "se": se, "original": 1.0,
                 "diff": value - 1.0, "se_diff": se}
     bads = int(_reduce([dask.delayed(_bads)(j) for j in cols.to_delayed().ravel()], _sum))
