@@ -298,6 +298,10 @@ def test_prune_warnings_rules():
     w = prune_warnings(path, 2, 0.75, "auc", True, 0.01, 1.0, 200, fell_back=True, cv=1)
     assert [m[:10] for m in w] == ["nothing wa", "too few ju"]
     assert "0.0400" in w[1] and "cv=3" in w[1]
+    # nothing kept, but a model 4x smaller was no worse than the original on the judge rows
+    w = prune_warnings(path.assign(metric_judge=[0.7504, 0.70, 0.75]), 2, 0.75, "auc", True, 0.01,
+                       1.0, 200, fell_back=True, cv=1)
+    assert [m[:10] for m in w] == ["nothing wa", "too few ju", "a model 8."]
     # with cross-fitting the advice does not suggest cross-fitting
     w = prune_warnings(path, 2, 0.75, "auc", True, 0.01, 1.0, 200, fell_back=True, cv=3)
     assert not any("cv=3" in m for m in w)
@@ -306,6 +310,22 @@ def test_prune_warnings_rules():
                        5000, fell_back=False, holdout={"rows": 1000, "diff": -0.02,
                                                        "se_diff": 0.004})
     assert len(w) == 1 and w[0].startswith("the confirm rows disagree") and "1,000" in w[0]
+    # a model 4x smaller than the chosen one is no worse than the original on the judge rows but
+    # not certified: named, with the judge rows that would certify it (n (z se / (change + tol))^2)
+    path = _path([0.7505, 0.7490, 0.7502], [0.004, 0.003, 0.0002])
+    w = prune_warnings(path, 2, 0.75, "auc", True, 0.001, 2.0, 1000, fell_back=False)
+    assert len(w) == 1 and w[0].startswith("a model 4.0x smaller than the one kept"), w
+    assert "2 trees / 8 leaves changed auc by +0.0005" in w[0] and "max_leaves=8" in w[0]
+    assert f"about {1000 * (2 * 0.004 / 0.0015) ** 2:,.0f} judge rows instead of 1,000" in w[0]
+    # not when the rule could not choose it anyway (budget, PSI, near-best), nor under half
+    # the chosen one's size, nor below the original
+    assert prune_warnings(path, 2, 0.75, "auc", True, 0.001, 2.0, 1000, fell_back=False,
+                          eligible=np.array([False, False, True])) == []
+    assert prune_warnings(path.assign(n_leaves=[10, 16, 32]), 1, 0.75, "auc", True, 0.001,
+                          2.0, 1000, fell_back=False) == []
+    w = prune_warnings(_path([0.7499, 0.7503, 0.7502], [0.004, 0.003, 0.0002]), 2, 0.75, "auc",
+                       True, 0.001, 2.0, 1000, fell_back=False)
+    assert len(w) == 1 and w[0].startswith("a model 2.0x smaller"), w
     # loss: lower is better, a lower loss is the win
     w = prune_warnings(_path([0.40, 0.50], [0.01, 0.01]), 0, 0.45, "loss", False, None, 1.0,
                        5000, fell_back=False)

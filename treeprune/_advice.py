@@ -27,7 +27,8 @@ def _f(x: float) -> str:
 
 def prune_warnings(path: pd.DataFrame, chosen: int, original_metric: float, metric: str,
                    higher_is_better: bool, tolerance: float | None, z: float, n_judge: int,
-                   fell_back: bool, cv: int = 1, holdout: dict | None = None) -> list[str]:
+                   fell_back: bool, cv: int = 1, holdout: dict | None = None,
+                   eligible: np.ndarray | None = None) -> list[str]:
     """Warnings about a pruning run's outcome, each one sentence with what to do.
 
     Parameters
@@ -54,6 +55,10 @@ def prune_warnings(path: pd.DataFrame, chosen: int, original_metric: float, metr
     holdout : dict, optional
         ``PruneResult.holdout``: the chosen model on the confirm rows (``rows``, ``diff``,
         ``se_diff``).
+    eligible : numpy.ndarray of bool, optional
+        Rows of ``path`` the tolerance rule could choose apart from their own guard (within
+        the budget and PSI limit, near the best: :func:`treeprune._stopping.admissible`); only
+        those are named as smaller models the judge rows could not certify.
 
     Returns
     -------
@@ -90,6 +95,10 @@ def prune_warnings(path: pd.DataFrame, chosen: int, original_metric: float, metr
                 f"{_f(typical_se)}, so the judge rows cannot tell a loss of {tolerance:g} from "
                 f"chance; {_more_data(cv)}"
             )
+    if tolerance is not None:
+        allowed = candidates if eligible is None else candidates & eligible
+        out.extend(_uncertified(path, chosen, judge, se, original_metric, sign, metric,
+                                tolerance, z, n_judge, allowed))
     if not fell_back:
         gain = sign * (judge[chosen] - original_metric)
         s = float(se[chosen])
@@ -114,6 +123,42 @@ def prune_warnings(path: pd.DataFrame, chosen: int, original_metric: float, metr
                 f"tolerance, or {_more_data(cv)}"
             )
     return out
+
+
+#: a smaller model is worth naming when it has at most this share of the chosen one's leaves
+UNCERTIFIED_SHARE = 0.5
+
+
+def _uncertified(path: pd.DataFrame, chosen: int, judge: np.ndarray, se: np.ndarray,
+                 original_metric: float, sign: float, metric: str, tolerance: float, z: float,
+                 n_judge: int, allowed: np.ndarray) -> list[str]:
+    """The smallest candidate no worse than the original on the judge rows but not certified by
+    the guard, when it is much smaller than the chosen one: on a tuned model this is the common
+    outcome (a 10x smaller model judged as good as the original with a paired standard error of
+    0.002-0.004 cannot be certified within 0.001), and the user should know it exists, what
+    certifying it would take, and how to choose it deliberately."""
+    leaves = path["n_leaves"].to_numpy(dtype=float)
+    change = sign * (judge - original_metric)
+    # no worse than the original on the judge rows: a model that the guard alone held back (one
+    # just inside the tolerance would need absurdly many rows)
+    ok = (np.isfinite(change) & (change >= 0) & np.isfinite(se) & (se > 0)
+          & (leaves <= UNCERTIFIED_SHARE * leaves[chosen]))
+    ok &= allowed
+    if not ok.any() or z <= 0:
+        return []
+    smallest = int(np.flatnonzero(ok)[np.argmin(leaves[ok])])
+    row = path.iloc[smallest]
+    # the guard passes once z * se <= change + tolerance; se shrinks as 1 / sqrt(rows)
+    needed = n_judge * (z * se[smallest] / (change[smallest] + tolerance)) ** 2
+    return [
+        f"a model {leaves[chosen] / leaves[smallest]:.1f}x smaller than the one kept was no "
+        f"worse than the original on the judge rows but not within the tolerance by {z:g} "
+        f"standard error(s): "
+        f"{int(row['n_trees'])} trees / {int(row['n_leaves'])} leaves changed {metric} by "
+        f"{change[smallest]:+.4f} (standard error {_f(float(se[smallest]))}); certifying it would "
+        f"take about {needed:,.0f} judge rows instead of {n_judge:,}; to take it anyway, prune with "
+        f"max_leaves={int(row['n_leaves'])} and check result.holdout and a test set"
+    ]
 
 
 __all__ = ["prune_warnings"]

@@ -241,6 +241,16 @@ def near_best(table: pd.DataFrame, judge: np.ndarray, within: np.ndarray, origin
     return judge - judge[best] + ONE_SE * se_best >= -tolerance
 
 
+def admissible(table: pd.DataFrame, original_metric: float, sign: float, tolerance: float,
+               within: np.ndarray, z_sel: float) -> np.ndarray:
+    """Candidates among ``within`` that the tolerance rule may choose apart from their own
+    guard (:func:`near_best` where the table has ``se_best``)."""
+    if "se_best" not in table:
+        return within
+    return within & near_best(table, signed_judge(table, sign), within, original_metric * sign,
+                              z_sel, tolerance)
+
+
 def choose(table: pd.DataFrame, original_metric: float, sign: float, tolerance: float | None,
            max_leaves: int | None, max_trees: int | None, z: float = 0.0,
            adjust: bool = True, max_psi: float | None = None) -> tuple[int, float]:
@@ -267,9 +277,8 @@ def choose(table: pd.DataFrame, original_metric: float, sign: float, tolerance: 
         n_searches = table.loc[within, "family"].nunique() if "family" in table else 1
         z_sel = selection_z(z, int(n_searches)) if adjust else float(z)
         margin_of_error = z_sel * np.nan_to_num(table["se_diff"].to_numpy(dtype=float))
-        ok = within & (judge - sign * original_metric - margin_of_error >= -tolerance)
-        if "se_best" in table and ok.any():
-            ok &= near_best(table, judge, within, original_metric * sign, z_sel, tolerance)
+        ok = (admissible(table, original_metric, sign, tolerance, within, z_sel)
+              & (judge - sign * original_metric - margin_of_error >= -tolerance))
         if not ok.any():
             log.warning("no candidate is within tolerance %.4g; keeping the lossless model",
                         tolerance)

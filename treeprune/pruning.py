@@ -640,7 +640,11 @@ def prune(
     single = len(folds) == 1
     warnings = prune_warnings(table, choice, original_metric, metric, sign > 0, tolerance,
                               z_used, len(judged), fell_back=chosen is base_ens, cv=cv,
-                              holdout=holdout)
+                              holdout=holdout, eligible=None if tolerance is None else
+                              _stopping.admissible(table, original_metric, sign, tolerance,
+                                                   _stopping.eligible(table, max_leaves,
+                                                                      max_trees, max_psi),
+                                                   z_used))
     for message in warnings:
         log.warning(message)
     return PruneResult(model=chosen, original=ens, path=table, metric=metric,
