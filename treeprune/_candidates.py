@@ -85,6 +85,10 @@ class FitRows:
 
     ``y`` is what the passes minimise the loss against: the labels, or in fidelity mode the
     original's margins (``target``). ``target`` is the original's margin on ``X``.
+    ``unlabeled_margin`` is the lossless model's (:attr:`Families.base`) margin on
+    ``X_unlabeled``, row for row, when the caller has it: every fold's consumers (the splits to
+    follow, each distilled student) would otherwise predict those rows again. ``None``: each
+    consumer predicts them itself.
     """
 
     X: np.ndarray
@@ -94,6 +98,7 @@ class FitRows:
     X_unlabeled: np.ndarray | None = None
     labels: np.ndarray | None = None  # the outcomes, when there are any
     n_synthetic: int = 0  # the last rows of ``X`` are made up (fidelity mode), not observed
+    unlabeled_margin: np.ndarray | None = None
 
 
 def squared_objective(ens: Ensemble) -> Objective:
@@ -135,6 +140,12 @@ class Families:
     def _n_jobs(self, rows: FitRows) -> int | None:
         n = len(rows.X) + (0 if rows.X_unlabeled is None else len(rows.X_unlabeled))
         return 1 if n < self.grow.one_thread_below else None
+
+    def _unlabeled_margin(self, rows: FitRows) -> np.ndarray:
+        """The base's margins on ``rows.X_unlabeled`` (carried, or predicted here)."""
+        if rows.unlabeled_margin is not None:
+            return rows.unlabeled_margin
+        return self.base.predict(rows.X_unlabeled, output="margin")
 
     def _refit(self, ens: Ensemble, y: np.ndarray, rows: FitRows) -> Ensemble:
         """Joint leaf refit of ``ens`` against ``y`` on the fit rows."""
@@ -235,7 +246,7 @@ class Families:
         w = rows.w if rows.w is not None else np.ones(len(rows.X))
         return {"partition_X": np.concatenate([rows.X, rows.X_unlabeled]),
                 "partition_target": np.concatenate(
-                    [rows.target, self.base.predict(rows.X_unlabeled, output="margin")]),
+                    [rows.target, self._unlabeled_margin(rows)]),
                 "partition_weight": np.concatenate(
                     [w, np.full(len(rows.X_unlabeled), float(np.mean(w)))])}
 
@@ -311,7 +322,9 @@ class Families:
                 continue
             student = growing.distill(
                 self.base, rows.X, target_margin=rows.target, sample_weight=rows.w,
-                X_unlabeled=rows.X_unlabeled, max_depth=depth, n_estimators=g.n_estimators,
+                X_unlabeled=rows.X_unlabeled,
+                unlabeled_margin=None if rows.X_unlabeled is None else self._unlabeled_margin(rows),
+                max_depth=depth, n_estimators=g.n_estimators,
                 learning_rate=g.learning_rate, inner_fraction=g.inner_fraction,
                 early_stopping_rounds=g.early_stopping_rounds,
                 monotone_constraints=self.base.monotone_constraints, device=self.device,

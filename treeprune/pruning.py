@@ -442,12 +442,13 @@ def prune(
     if n == 0:
         raise DataError("the data has no rows")
     yv = None if y is None else check_labels(binary_labels(y, positive_label), n, ens.objective)
-    Xu = None
+    Xu = xu_margin = None
     if X_unlabeled is not None:
         Xu = to_matrix(ens, X_unlabeled, p.dtype)
         if Xu.shape[0] == 0:
             raise DataError("X_unlabeled has no rows; pass None instead")
-        _check_margins(ens.predict(Xu, output="margin"), "X_unlabeled")
+        xu_margin = ens.predict(Xu, output="margin")
+        _check_margins(xu_margin, "X_unlabeled")
     if n < 20:
         raise DataError(f"pruning needs at least 20 rows to fit and judge on; got {n}")
     w = check_weights(sample_weight, n)
@@ -485,8 +486,11 @@ def prune(
     source = Families(base_ens, fidelity=fidelity, families=fams, max_leaves=max_leaves,
                       max_trees=max_trees, l2=l2, n_rounds=n_rounds, device=device,
                       max_selected=max_selected, random_state=random_state)
-    if Xu is not None:
-        xu_margin = ens.predict(Xu, output="margin")
+    # with labels the rows without outcomes serve the lossless model's margins (the splits to
+    # follow, the distilled students): predicted once here, not by every consumer in every fold
+    xu_base_margin = None
+    if Xu is not None and not fidelity:
+        xu_base_margin = base_ens.predict(Xu, output="margin")
 
     def rows_for(fit_idx: np.ndarray) -> FitRows:
         target = original_margin[fit_idx]
@@ -499,8 +503,12 @@ def prune(
         if not fidelity:
             # the distilled students learn the original's margins: rows without outcomes too
             extra = [v for v in (Xu, synthetic) if v is not None]
-            return FitRows(Xm[fit_idx], labels, wf, target,
-                           np.concatenate(extra) if extra else None, labels)
+            if not extra:
+                return FitRows(Xm[fit_idx], labels, wf, target, None, labels)
+            margins = [m for m in (xu_base_margin, None if synthetic is None else
+                                   base_ens.predict(synthetic, output="margin")) if m is not None]
+            return FitRows(Xm[fit_idx], labels, wf, target, np.concatenate(extra), labels,
+                           unlabeled_margin=np.concatenate(margins))
         # without labels every family can fit on rows without outcomes too: the unlabelled
         # rows, then synthetic ones made from the fit rows (last, so that the score scale is
         # fitted on observed rows only)

@@ -381,8 +381,8 @@ def regrow(base: Ensemble, X: Any, y: Any, sample_weight: Any = None, *, max_dep
 
 
 def distill(teacher: Ensemble, X: Any, *, target_margin: Any = None, sample_weight: Any = None,
-            X_unlabeled: Any = None, max_depth: int = 3, n_estimators: int = 300,
-            learning_rate: float = 0.1, inner_fraction: float = 0.2,
+            X_unlabeled: Any = None, unlabeled_margin: Any = None, max_depth: int = 3,
+            n_estimators: int = 300, learning_rate: float = 0.1, inner_fraction: float = 0.2,
             early_stopping_rounds: int | None = 20, monotone_constraints: Any = None,
             device: str = "cpu", random_state: int = 0, n_jobs: int | None = None) -> Ensemble:
     """A compact student of the same library fitted to the teacher's margins (soft targets).
@@ -404,6 +404,10 @@ def distill(teacher: Ensemble, X: Any, *, target_margin: Any = None, sample_weig
         Weights of ``X``'s rows; rows of ``X_unlabeled`` weigh the mean of these (1 without).
     X_unlabeled : array-like or DataFrame, optional
         Extra rows without outcomes (for example recent applications), same columns as ``X``.
+    unlabeled_margin : array-like, optional
+        The teacher's margins on ``X_unlabeled``, row for row, when the caller has them already
+        (:func:`treeprune.prune` predicts them once for all its students); default: predicted
+        here.
     max_depth, n_estimators, learning_rate, inner_fraction, early_stopping_rounds,
     monotone_constraints, device, random_state, n_jobs
         As in :func:`regrow`.
@@ -435,7 +439,16 @@ def distill(teacher: Ensemble, X: Any, *, target_margin: Any = None, sample_weig
         raise DataError("target margins contain NaN or infinite values")
     w = check_weights(sample_weight, len(Xm))
     rows = np.concatenate([Xm, Xu]) if len(Xu) else Xm
-    target = np.concatenate([target, _margin_2d(teacher, Xu)]) if len(Xu) else target
+    if len(Xu):
+        if unlabeled_margin is None:
+            extra = _margin_2d(teacher, Xu)
+        else:
+            extra = np.asarray(unlabeled_margin, dtype=np.float64)
+            if extra.size != len(Xu) * K:
+                raise DataError(f"unlabeled_margin must have shape ({len(Xu)},) or "
+                                f"({len(Xu)}, {K}): one teacher margin per row of X_unlabeled")
+            extra = extra.reshape(len(Xu), -1)
+        target = np.concatenate([target, extra])
     if w is not None:
         w = np.concatenate([w, np.full(len(Xu), w.mean())])
     tr, va = _inner_split(len(rows), None, inner_fraction, early_stopping_rounds, random_state)
