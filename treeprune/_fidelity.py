@@ -59,15 +59,38 @@ def _upper_share(inverse: np.ndarray, n_groups: int, h: np.ndarray) -> np.ndarra
     return (above[inverse] + 0.5 * per_group[inverse]) / len(inverse)
 
 
+def _sorted_ranks(score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From one sort of finite scores: their mid-ranks (``rankdata``'s, bit for bit: whole and
+    half numbers), each row's group of equal scores numbered in increasing order
+    (``np.unique``'s inverse) and the sorted scores. A path ranks hundreds of candidates, and
+    ranking, grouping and the approval cutoffs each sorted them again."""
+    n = len(score)
+    order = np.argsort(score)  # stability is moot: tied scores share a rank and a group
+    ordered = score[order]
+    first = np.empty(n, dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    counts = np.diff(starts, append=n)
+    rank = np.empty(n)
+    rank[order] = np.repeat((starts + 1) + (counts - 1) / 2, counts)
+    inverse = np.empty(n, dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    return rank, inverse, ordered
+
+
 class _Ranked:
     """One score's share of the Spearman influence function: its mid-rank CDF ``u`` and the
     terms that depend on it alone."""
 
-    def __init__(self, score: np.ndarray, rank: np.ndarray | None = None) -> None:
+    def __init__(self, score: np.ndarray, rank: np.ndarray | None = None,
+                 inverse: np.ndarray | None = None) -> None:
         n = len(score)
         rank = rankdata(score) if rank is None else rank
         self.u = (rank - 0.5) / n
-        _, self.inverse = np.unique(score, return_inverse=True)
+        if inverse is None:
+            _, inverse = np.unique(score, return_inverse=True)
+        self.inverse = inverse
         self.n_groups = int(self.inverse.max()) + 1 if n else 0
         self.var = float(np.mean(self.u * self.u)) - 0.25  # the mid-rank CDF's mean is 1/2
         # influence of the variance term; identically 1 without ties
@@ -185,20 +208,40 @@ class Reference:
         self.eps = PSI_EPSILON
         self.expected = np.where(counts == 0, self.eps, counts / max(n, 1))
 
+    def spearman_with_itself(self) -> float:
+        """:func:`spearman` of the original with itself (1, or NaN for a constant score)."""
+        return math.nan if self.constant else float(np.corrcoef(self.rank, self.rank)[0, 1])
+
     def columns(self, other: np.ndarray) -> dict[str, float]:
         other = np.asarray(other, dtype=np.float64)
         n = len(other)
+        # one sort serves the ranks, the groups of ties and the approval cutoffs (NaN or
+        # infinite scores take the general functions, which define what they give)
+        ordered = None
+        if n and np.isfinite(other).all():
+            rank, inverse, ordered = _sorted_ranks(other)
         if self.constant or np.ptp(other) == 0:
             out = {"spearman": math.nan, "spearman_se": math.nan}
         else:
-            rank = rankdata(other)
+            if ordered is None:
+                rank, inverse = rankdata(other), None
             out = {"spearman": float(np.corrcoef(self.rank, rank)[0, 1]),
-                   "spearman_se": _spearman_influence_se(self.ranked, _Ranked(other, rank))[1]}
+                   "spearman_se": _spearman_influence_se(
+                       self.ranked, _Ranked(other, rank, inverse))[1]}
         for rate in APPROVAL_RATES:
-            same = approved(other, rate) == self.approved[rate]
+            if ordered is None:
+                mine = approved(other, rate)
+            else:  # approved()'s cutoff, the round(rate * n)-th lowest score, read off the sort
+                k = int(round(rate * n))
+                mine = np.ones(n, dtype=bool) if k >= n else other < ordered[k]
+            same = mine == self.approved[rate]
             out[agreement_column(rate)] = float(np.mean(same))
-        counts = np.bincount(np.searchsorted(self.inner, other, side="left"),
-                             minlength=len(self.inner) + 1)
+        if ordered is None:
+            counts = np.bincount(np.searchsorted(self.inner, other, side="left"),
+                                 minlength=len(self.inner) + 1)
+        else:  # the same bins (lower < x <= upper) counted off the sorted scores
+            below = np.searchsorted(ordered, self.inner, side="right")
+            counts = np.diff(below, prepend=0, append=n)
         actual = np.where(counts == 0, self.eps, counts / max(n, 1))
         out["psi"] = float(np.sum((actual - self.expected) * np.log(actual / self.expected)))
         out["psi_se"] = psi_se(actual, self.expected, n)

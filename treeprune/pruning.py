@@ -789,11 +789,15 @@ def _holdout(ens: Ensemble, metric: str, chosen: Ensemble, X: np.ndarray, ref: n
     margin = chosen.predict(X, output="margin")
     if metric != "fidelity" and ens.objective.is_binary and len(np.unique(y)) < 2:
         return {}
-    value = _score(ens, metric, margin, ref, y, None)
-    original = _score(ens, metric, ref, ref, y, None)
     if metric == "fidelity":
-        se = se_diff = _fidelity.spearman_and_se(ref, margin)[1]
+        # one ranking of each score serves the correlations and the standard error
+        reference = _fidelity.Reference(ref)
+        figures = reference.columns(margin)
+        value, se = figures["spearman"], figures["spearman_se"]
+        original, se_diff = reference.spearman_with_itself(), se
     else:
+        value = _score(ens, metric, margin, ref, y, None)
+        original = _score(ens, metric, ref, ref, y, None)
         se = _stopping.metric_se(ens.objective, metric, margin, y)
         se_diff = _stopping.paired_se(ens.objective, metric, margin, ref, y)
     return {"rows": int(len(X)), "metric": value, "se": se, "original": original,
