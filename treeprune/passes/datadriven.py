@@ -61,8 +61,11 @@ class LeafFrame:
         from ..predict import leaves_packed
 
         p = pack(ens)
-        leaves = p.node_id[leaves_packed(p, to_matrix(ens, X, p.dtype))]
-        return cls(slot_of_node[leaves].astype(np.int32), slot_node, slot_tree_start, values)
+        # packed position -> slot, so that each routed row is looked up once (not through the
+        # node ids first, then cast): one gather of the (rows x trees) array instead of three
+        slot_of_packed = slot_of_node[p.node_id].astype(np.int32)
+        leaves = leaves_packed(p, to_matrix(ens, X, p.dtype))
+        return cls(slot_of_packed[leaves], slot_node, slot_tree_start, values)
 
 
 def _route_cuda(ens: Ensemble, X: Any, slot_of_node: np.ndarray, slot_tree_start: np.ndarray,
