@@ -187,6 +187,14 @@ def columns(original: np.ndarray, other: np.ndarray) -> dict[str, float]:
     return Reference(original).columns(other)
 
 
+def confirm_figures(original: np.ndarray, other: np.ndarray) -> tuple[float, float, float]:
+    """:func:`spearman` of ``other`` with ``original``, of ``original`` with itself, and the
+    standard error of the first (:func:`spearman_and_se`), ranking each score once."""
+    reference = Reference(original)
+    figures = reference.columns(other)
+    return figures["spearman"], reference.spearman_with_itself(), figures["spearman_se"]
+
+
 class Reference:
     """The original's scores on some rows, with what every comparison needs computed once
     (ranks, approvals at each rate, PSI bins): a pruning path compares hundreds of candidates

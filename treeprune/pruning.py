@@ -486,11 +486,8 @@ def prune(
     source = Families(base_ens, fidelity=fidelity, families=fams, max_leaves=max_leaves,
                       max_trees=max_trees, l2=l2, n_rounds=n_rounds, device=device,
                       max_selected=max_selected, random_state=random_state)
-    # with labels the rows without outcomes serve the lossless model's margins (the splits to
-    # follow, the distilled students): predicted once here, not by every consumer in every fold
-    xu_base_margin = None
-    if Xu is not None and not fidelity:
-        xu_base_margin = base_ens.predict(Xu, output="margin")
+    # with labels, the lossless model's margins of the rows without outcomes: once, not per consumer
+    xu_base_margin = None if Xu is None or fidelity else base_ens.predict(Xu, output="margin")
 
     def rows_for(fit_idx: np.ndarray) -> FitRows:
         target = original_margin[fit_idx]
@@ -503,12 +500,10 @@ def prune(
         if not fidelity:
             # the distilled students learn the original's margins: rows without outcomes too
             extra = [v for v in (Xu, synthetic) if v is not None]
-            if not extra:
-                return FitRows(Xm[fit_idx], labels, wf, target, None, labels)
             margins = [m for m in (xu_base_margin, None if synthetic is None else
                                    base_ens.predict(synthetic, output="margin")) if m is not None]
-            return FitRows(Xm[fit_idx], labels, wf, target, np.concatenate(extra), labels,
-                           unlabeled_margin=np.concatenate(margins))
+            return FitRows(Xm[fit_idx], labels, wf, target, np.concatenate(extra) if extra else None,
+                           labels, unlabeled_margin=np.concatenate(margins) if extra else None)
         # without labels every family can fit on rows without outcomes too: the unlabelled
         # rows, then synthetic ones made from the fit rows (last, so that the score scale is
         # fitted on observed rows only)
@@ -789,12 +784,9 @@ def _holdout(ens: Ensemble, metric: str, chosen: Ensemble, X: np.ndarray, ref: n
     margin = chosen.predict(X, output="margin")
     if metric != "fidelity" and ens.objective.is_binary and len(np.unique(y)) < 2:
         return {}
-    if metric == "fidelity":
-        # one ranking of each score serves the correlations and the standard error
-        reference = _fidelity.Reference(ref)
-        figures = reference.columns(margin)
-        value, se = figures["spearman"], figures["spearman_se"]
-        original, se_diff = reference.spearman_with_itself(), se
+    if metric == "fidelity":  # one ranking of each score serves the correlations and the error
+        value, original, se = _fidelity.confirm_figures(ref, margin)
+        se_diff = se
     else:
         value = _score(ens, metric, margin, ref, y, None)
         original = _score(ens, metric, ref, ref, y, None)
