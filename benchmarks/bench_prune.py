@@ -192,9 +192,6 @@ def run_treeprune(lib, booster, s, tol, orig_leaves, counters, label, budget=Non
             f"{res.original_metric:.4f}->{res.chosen_metric:.4f}; {holdout_note(res)}; {chk}")
     r["judge_auc"] = res.chosen_metric
     if budget is None:
-        # what prune told its user (too few judge rows, a smaller model it could not certify)
-        for message in res.warnings:
-            print(f"   ! {label} {method}: {message}")
         r.update(on_original_scale(booster, s, tol))
     return r, res
 
