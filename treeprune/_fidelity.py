@@ -35,22 +35,6 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def spearman_se(r: float, n: int) -> float:
-    """Normal-theory standard error of a Spearman correlation ``r`` on ``n`` rows.
-
-    The delta method on Fisher's transform with the variance of Fieller, Hartley and Pearson
-    (1957), ``var(atanh r) = 1.06 / (n - 3)``: ``se(r) = (1 - r^2) sqrt(1.06 / (n - 3))``. It
-    assumes a bivariate normal pair; on credit scores (ties, clusters, a pruned score that moves
-    a few segments) it ran below the spread measured by resampling (1.7x on a pruned Taiwan
-    candidate, 3.4x on tie-heavy scores: ``tests/test_prune_families.py``), so pruning uses
-    :func:`spearman_and_se`, which needs the scores themselves. Kept for reductions that only
-    have ``r`` and ``n`` (the Dask confirm figure).
-    """
-    if not np.isfinite(r) or n <= 3:
-        return math.nan
-    return float((1.0 - r * r) * math.sqrt(1.06 / (n - 3)))
-
-
 def _upper_share(inverse: np.ndarray, n_groups: int, h: np.ndarray) -> np.ndarray:
     """For each row ``i``: ``mean_j h_j (1[x_j > x_i] + 1[x_j = x_i] / 2)``, the rows grouped by
     their value of ``x`` (``inverse`` numbers the groups in increasing ``x``)."""
@@ -124,7 +108,8 @@ def spearman_and_se(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     ``IF_cov(i) = u_i v_i + E[v 1(a > a_i)] + E[u 1(b > b_i)]`` and
     ``IF_var(u)(i) = u_i^2 + 2 E[u 1(a > a_i)]`` (ties count a half), and the standard error
     is its standard deviation over ``sqrt(n)``. Unlike the normal-theory formula
-    (:func:`spearman_se`) it sees where the two scores disagree: on a tuned Taiwan model's
+    (``(1 - r^2) sqrt(1.06 / (n - 3))``, Fieller, Hartley and Pearson 1957, which assumes a
+    bivariate normal pair: 1.7x too small there, 3.4x on tie-heavy scores) it sees where the two scores disagree: on a tuned Taiwan model's
     pruned candidate it gave 0.00061 on 4,800 rows where resampling gave 0.00056 and the
     normal-theory formula 0.00033.
     """
