@@ -346,8 +346,7 @@ def prune(
         Guard against luck: a candidate must be within the tolerance by ``z`` standard errors
         of its paired difference with the original on the judged rows (DeLong for AUC and Gini,
         per-row loss differences for ``loss``, Spearman's influence function in fidelity mode;
-        none for ``ks``).
-        ``z=0`` turns it off.
+        none for ``ks``). ``z=0`` turns it off.
     z_adjust : bool
         Adjust ``z`` for the number of candidate families searched (Bonferroni on the
         one-candidate rate ``Phi(-z)``; ``z=1`` over five families holds candidates to 1.86
