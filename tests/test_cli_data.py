@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import warnings
 
 import lightgbm as lgb
 import numpy as np
@@ -326,6 +327,15 @@ def test_prune_warnings_rules():
     w = prune_warnings(_path([0.7499, 0.7503, 0.7502], [0.004, 0.003, 0.0002]), 2, 0.75, "auc",
                        True, 0.001, 2.0, 1000, fell_back=False)
     assert len(w) == 1 and w[0].startswith("a model 2.0x smaller"), w
+    # tolerance 0 and a judged change of exactly 0 (AUCs are multiples of 1 / (bads x goods), so
+    # a different ranking can tie the original): no number of rows certifies it; say so rather
+    # than "about inf judge rows" (and no division by zero)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w = prune_warnings(_path([0.75, 0.749, 0.7502], [0.004, 0.003, 0.0]), 2, 0.75, "auc",
+                           True, 0.0, 2.0, 1000, fell_back=False)
+    assert len(w) == 1 and w[0].startswith("a model 4.0x smaller"), w
+    assert "inf" not in w[0] and "no number of judge rows" in w[0] and "max_leaves=8" in w[0]
     # loss: lower is better, a lower loss is the win
     w = prune_warnings(_path([0.40, 0.50], [0.01, 0.01]), 0, 0.45, "loss", False, None, 1.0,
                        5000, fell_back=False)
