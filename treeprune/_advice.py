@@ -148,16 +148,20 @@ def _uncertified(path: pd.DataFrame, chosen: int, judge: np.ndarray, se: np.ndar
         return []
     smallest = int(np.flatnonzero(ok)[np.argmin(leaves[ok])])
     row = path.iloc[smallest]
-    # the guard passes once z * se <= change + tolerance; se shrinks as 1 / sqrt(rows)
-    needed = n_judge * (z * se[smallest] / (change[smallest] + tolerance)) ** 2
+    # the guard passes once z * se <= change + tolerance; se shrinks as 1 / sqrt(rows); at
+    # tolerance 0 a change of exactly 0 (a tied AUC) passes on no number of rows
+    room = change[smallest] + tolerance
+    rows = (f"certifying it would take about {n_judge * (z * se[smallest] / room) ** 2:,.0f} "
+            f"judge rows instead of {n_judge:,}" if room > 0 else
+            "no number of judge rows would certify it at tolerance 0")
     return [
         f"a model {leaves[chosen] / leaves[smallest]:.1f}x smaller than the one kept was no "
         f"worse than the original on the judge rows but not within the tolerance by {z:g} "
         f"standard error(s): "
         f"{int(row['n_trees'])} trees / {int(row['n_leaves'])} leaves changed {metric} by "
-        f"{change[smallest]:+.4f} (standard error {_f(float(se[smallest]))}); certifying it would "
-        f"take about {needed:,.0f} judge rows instead of {n_judge:,}; to take it anyway, prune with "
-        f"max_leaves={int(row['n_leaves'])} and check result.holdout and a test set"
+        f"{change[smallest]:+.4f} (standard error {_f(float(se[smallest]))}); {rows}; to take it "
+        f"anyway, prune with max_leaves={int(row['n_leaves'])} and check result.holdout and a "
+        f"test set"
     ]
 
 
