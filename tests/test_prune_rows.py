@@ -116,3 +116,9 @@ def test_distill_takes_the_teachers_margins_given(data, model):
                               other.predict(X, output="margin"))
     with pytest.raises(DataError, match="unlabeled_margin"):
         growing.distill(teacher, X, X_unlabeled=Xu, unlabeled_margin=margin[:-1], **fast)
+    # given margins are targets like target_margin's: NaN or infinite ones are refused too
+    # (they used to reach the library's fit)
+    bad = margin.copy()
+    bad[3] = np.nan
+    with pytest.raises(DataError, match="NaN or infinite"):
+        growing.distill(teacher, X, X_unlabeled=Xu, unlabeled_margin=bad, **fast)
