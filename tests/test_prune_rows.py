@@ -120,5 +120,5 @@ def test_distill_takes_the_teachers_margins_given(data, model):
     # (they used to reach the library's fit)
     bad = margin.copy()
     bad[3] = np.nan
-    with pytest.raises(DataError, match="NaN or infinite"):
+    with pytest.raises(DataError, match="unlabeled_margin contains NaN or infinite"):
         growing.distill(teacher, X, X_unlabeled=Xu, unlabeled_margin=bad, **fast)

@@ -448,6 +448,8 @@ def distill(teacher: Ensemble, X: Any, *, target_margin: Any = None, sample_weig
                 raise DataError(f"unlabeled_margin must have shape ({len(Xu)},) or "
                                 f"({len(Xu)}, {K}): one teacher margin per row of X_unlabeled")
             extra = extra.reshape(len(Xu), -1)
+            if not np.all(np.isfinite(extra)):  # targets too, checked as target_margin is
+                raise DataError("unlabeled_margin contains NaN or infinite values")
         target = np.concatenate([target, extra])
     if w is not None:
         w = np.concatenate([w, np.full(len(Xu), w.mean())])
