@@ -27,6 +27,11 @@ from ..errors import DataError
 from ._metrics import ScoreTable, _aligned, _reduce, score_table
 
 
+def _bin(table: ScoreTable, s: np.ndarray) -> np.ndarray:
+    """The table bin of each score (the first whose largest score is not below it)."""
+    return np.minimum(np.searchsorted(table.value, s, side="left"), len(table.value) - 1)
+
+
 def _placement(table: ScoreTable, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(v10, v01) of rows with scores ``s``: goods ranked below each (over all goods) and bads
     ranked above each (over all bads), ties and rows of the same bin counted a half."""
@@ -34,15 +39,19 @@ def _placement(table: ScoreTable, s: np.ndarray) -> tuple[np.ndarray, np.ndarray
     bads = table.bads.astype(np.float64)
     goods_below = np.concatenate([[0.0], np.cumsum(goods)[:-1]])
     bads_above = bads.sum() - np.cumsum(bads)
-    b = np.minimum(np.searchsorted(table.value, s, side="left"), len(table.value) - 1)
+    b = _bin(table, s)
     return ((goods_below[b] + 0.5 * goods[b]) / goods.sum(),
             (bads_above[b] + 0.5 * bads[b]) / bads.sum())
 
 
-def _mid_rank(table: ScoreTable, s: np.ndarray) -> np.ndarray:
+def _bin_mid_ranks(table: ScoreTable) -> np.ndarray:
+    """The mid-rank of the rows in each bin of the table (1-based, as ``rankdata``)."""
     below = np.concatenate([[0.0], np.cumsum(table.count)[:-1]])
-    b = np.minimum(np.searchsorted(table.value, s, side="left"), len(table.value) - 1)
-    return below[b] + (table.count[b] + 1) / 2.0
+    return below + (table.count + 1) / 2.0
+
+
+def _mid_rank(table: ScoreTable, s: np.ndarray) -> np.ndarray:
+    return _bin_mid_ranks(table)[_bin(table, s)]
 
 
 def _moments(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -154,8 +163,8 @@ def spearman(a: Any, b: Any) -> float:
 
 def _cdf(table: ScoreTable, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(bin of each row, its mid-rank CDF ``(mid-rank - 1/2) / n``)."""
-    b = np.minimum(np.searchsorted(table.value, s, side="left"), len(table.value) - 1)
-    return b, (_mid_rank(table, s) - 0.5) / table.n
+    b = _bin(table, s)
+    return b, (_bin_mid_ranks(table)[b] - 0.5) / table.n
 
 
 def _cross_part(ta: ScoreTable, tb: ScoreTable, a: Any, b: Any) -> np.ndarray:
@@ -222,8 +231,8 @@ def spearman_and_se(a: Any, b: Any) -> tuple[float, float]:
     uv, uu, vv = sums[-3:] / n
     cov, var_a, var_b = uv - 0.25, uu - 0.25, vv - 0.25  # the mid-rank CDF's mean is 1/2
     # each score's own terms depend on its bin alone: u is constant within a bin
-    u_bin = (_mid_rank(ta, ta.value) - 0.5) / n
-    v_bin = (_mid_rank(tb, tb.value) - 0.5) / n
+    u_bin = (_bin_mid_ranks(ta) - 0.5) / n
+    v_bin = (_bin_mid_ranks(tb) - 0.5) / n
     var_inf_a = u_bin * u_bin + 2.0 * _upper(u_bin * ta.count, n)
     var_inf_b = v_bin * v_bin + 2.0 * _upper(v_bin * tb.count, n)
     terms = (_upper(v_by_a, n), _upper(u_by_b, n), var_inf_a, var_inf_b, cov, var_a, var_b)
