@@ -15,9 +15,10 @@ Entries: the fields of the Ensemble as the readers return it (before ``load`` ad
 path), pickled behind a checksum (a damaged array byte would still unpickle, as another model),
 read back by an unpickler that builds nothing but containers, numpy arrays and an Objective (a
 file planted in the cache cannot run code, though like any cache it is trusted for its values),
-written through a temporary file and a rename (a reader never sees half a file). A file that cannot be read back (missing, damaged, foreign) is
-parsed as if there were no cache, and a cache that cannot be written (a read-only or missing
-directory) is left alone: the cache only ever saves time. The entries are kept to
+written through a temporary file and a rename (a reader never sees half a file). A file that
+cannot be read back (missing, damaged, foreign) is parsed as if there were no cache, and a cache
+that cannot be written (a read-only or missing directory) is left alone: the cache only ever
+saves time. The entries are kept to
 ``MAX_BYTES`` in all, the least recently used removed first; a temporary file that a writer left
 when it died goes after an hour.
 """
